@@ -1,0 +1,720 @@
+# cython: language_level=3
+"""The compiled balance core (``solvent._core``): a mirror of ``solvent/core/twin.py``.
+
+``twin.py`` is the readable specification; this module implements the same
+``BalanceTable`` state machine over C arrays so the hot path (``post_many``)
+runs as a plain C loop. Every public method, every internal helper
+(``_check_pair``, ``_post``, ``_check_single``) and every result code, check
+order and exception is the twin's; read the two side by side. The
+differential tests (``tests/test_core_differential.py``) hold both cores to
+identical results.
+
+Storage (all C, freed in ``__dealloc__``):
+
+* per account: ``uint8 kind``, ``uint8 frozen``, ``int32 wallet_asset`` in
+  growable arrays;
+* per asset (an ``AssetBook``): ``int64 available[]`` and ``int64 held[]``
+  indexed by account number and grown lazily (an account beyond an array's
+  length reads as 0; arrays grow geometrically when written) plus
+  ``int64 totals[3]`` (customer, company, custody).
+
+Amounts and indices arriving from Python are range-checked in Python-object
+space (``PyLong_AsLongLongAndOverflow``), so an amount that does not fit an
+int64 gives ``INVALID_AMOUNT`` and an index that does not fit is simply
+unknown -- nothing raises, exactly like the twin. Overflow never wraps: the
+custody total of an asset is compared against ``INT64_MAX`` before anything is
+applied, and every balance in that asset is bounded by it (see twin.py).
+
+``post_many`` takes int64 buffers (``array('q')``, ``memoryview``, numpy
+``int64``...) and a writable uint8 buffer (``bytearray``, ``array('B')``) and
+runs in C. Columns that are not such buffers (plain lists, ``array('i')``...)
+are still accepted and take the twin's per-item path, with the twin's results.
+"""
+
+cimport cython
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from libc.stdint cimport INT32_MIN, INT64_MAX, int32_t, int64_t, uint8_t
+from libc.stdlib cimport free, realloc
+from libc.string cimport memset
+
+from solvent.core import codes as c
+
+cdef extern from *:
+    """
+    static inline int solvent_add_overflow(int64_t a, int64_t b, int64_t *r) {
+        return __builtin_add_overflow(a, b, r);
+    }
+    """
+    bint solvent_add_overflow(int64_t a, int64_t b, int64_t* r) noexcept nogil
+
+
+# Result codes, kinds and limits: the values of ``solvent.core.codes`` (checked
+# against it at import time, below).
+cdef enum:
+    OK = 0
+    INSUFFICIENT_FUNDS = 1
+    ACCOUNT_FROZEN = 2
+    ASSET_MISMATCH = 3
+    OVERFLOW = 4
+    INVALID_AMOUNT = 5
+    UNKNOWN_ACCOUNT = 6
+    UNKNOWN_ASSET = 7
+    SAME_ACCOUNT = 8
+    INSUFFICIENT_HELD = 9
+    WRONG_KIND = 10
+
+cdef enum:
+    KIND_CUSTOMER = 0
+    KIND_COMPANY = 1
+    KIND_WALLET = 2
+
+cdef enum:
+    MAX_ACCOUNTS = 1 << 24
+    MAX_ASSETS = 1 << 10
+
+cdef enum:
+    MIN_ARRAY_LEN = 16
+
+
+def _verify_constants():
+    """Fail the import if the C constants above drift from ``codes.py``."""
+    pairs = (
+        (OK, c.OK), (INSUFFICIENT_FUNDS, c.INSUFFICIENT_FUNDS),
+        (ACCOUNT_FROZEN, c.ACCOUNT_FROZEN), (ASSET_MISMATCH, c.ASSET_MISMATCH),
+        (OVERFLOW, c.OVERFLOW), (INVALID_AMOUNT, c.INVALID_AMOUNT),
+        (UNKNOWN_ACCOUNT, c.UNKNOWN_ACCOUNT), (UNKNOWN_ASSET, c.UNKNOWN_ASSET),
+        (SAME_ACCOUNT, c.SAME_ACCOUNT), (INSUFFICIENT_HELD, c.INSUFFICIENT_HELD),
+        (WRONG_KIND, c.WRONG_KIND), (KIND_CUSTOMER, c.KIND_CUSTOMER),
+        (KIND_COMPANY, c.KIND_COMPANY), (KIND_WALLET, c.KIND_WALLET),
+        (MAX_ACCOUNTS, c.MAX_ACCOUNTS), (MAX_ASSETS, c.MAX_ASSETS),
+        (INT64_MAX, c.INT64_MAX),
+    )
+    for mine, theirs in pairs:
+        if mine != theirs:
+            raise ImportError(f"solvent._core constants out of date with codes.py: {pairs}")
+    if len(c.CODE_NAMES) != WRONG_KIND + 1 or set(c.KIND_NAMES) != {0, 1, 2}:
+        raise ImportError("solvent._core: codes.py has codes/kinds this core does not know")
+
+
+_verify_constants()
+
+
+ctypedef struct AssetBook:
+    int64_t* available      # indexed by account; beyond available_len reads as 0
+    int64_t* held           # indexed by account; beyond held_len reads as 0
+    Py_ssize_t available_len
+    Py_ssize_t held_len
+    int64_t totals[3]       # [customer_total, company_total, custody_total]
+
+
+# -- small C helpers -------------------------------------------------------------
+
+cdef inline int64_t _get(const int64_t* arr, Py_ssize_t length, int64_t i) noexcept nogil:
+    """``dict.get(i, 0)`` of the twin: cells beyond the array read as 0."""
+    return arr[i] if i < length else 0
+
+
+cdef int _grow(int64_t** arr, Py_ssize_t* length, int64_t need) except -1:
+    """Make ``arr[need - 1]`` addressable; new cells are 0. Changes no balance."""
+    cdef Py_ssize_t old = length[0]
+    cdef Py_ssize_t new_len = old * 2
+    if new_len > MAX_ACCOUNTS:
+        new_len = MAX_ACCOUNTS
+    if new_len < MIN_ARRAY_LEN:
+        new_len = MIN_ARRAY_LEN
+    if new_len < need:
+        new_len = <Py_ssize_t>need
+    cdef int64_t* p = <int64_t*>realloc(arr[0], <size_t>new_len * sizeof(int64_t))
+    if p == NULL:
+        raise MemoryError("balance array")
+    memset(p + old, 0, <size_t>(new_len - old) * sizeof(int64_t))
+    arr[0] = p
+    length[0] = new_len
+    return 0
+
+
+cdef inline int _arg_amount(object amount, int64_t* out) except -1:
+    """1 and ``out[0] = amount`` when ``0 < amount <= INT64_MAX``, else 0 (never raises
+    for an int, however large)."""
+    cdef int overflow = 0
+    cdef long long v = PyLong_AsLongLongAndOverflow(amount, &overflow)
+    if overflow != 0 or v <= 0:
+        return 0
+    out[0] = v
+    return 1
+
+
+cdef inline int64_t _arg_index(object index) except? -2:
+    """An account/asset number as int64; one that does not fit becomes -1 (unknown)."""
+    cdef int overflow = 0
+    cdef long long v = PyLong_AsLongLongAndOverflow(index, &overflow)
+    if overflow != 0:
+        return -1
+    return v
+
+
+cdef inline Py_ssize_t _list_index(object index, Py_ssize_t n, bint assign) except -1:
+    """Python list indexing (the twin's reads index lists): negative indices count
+    from the end, anything else out of range raises IndexError."""
+    cdef int overflow = 0
+    cdef long long v = PyLong_AsLongLongAndOverflow(index, &overflow)
+    if overflow == 0:
+        if v < 0:
+            v += n
+        if 0 <= v < n:
+            return <Py_ssize_t>v
+    if assign:
+        raise IndexError("list assignment index out of range")
+    raise IndexError("list index out of range")
+
+
+cdef inline int64_t _state_int(object value) except? -1:
+    """A balance from a state dump; one that does not fit an int64 cannot satisfy the
+    invariants (every balance is bounded by a custody total <= INT64_MAX)."""
+    cdef int overflow = 0
+    cdef long long v = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow != 0:
+        raise AssertionError(f"balance {value} out of range")
+    return v
+
+
+@cython.final
+cdef class BalanceTable:
+    """Balances of every account in every asset, with checked operations."""
+
+    cdef uint8_t* _kinds
+    cdef int32_t* _wallet_assets
+    cdef uint8_t* _frozen
+    cdef Py_ssize_t _n_accounts
+    cdef Py_ssize_t _accounts_cap
+    cdef AssetBook* _books           # the twin's _available, _held and _totals
+    cdef Py_ssize_t _n_assets
+    cdef Py_ssize_t _assets_cap
+
+    def __cinit__(self):
+        self._kinds = NULL
+        self._wallet_assets = NULL
+        self._frozen = NULL
+        self._n_accounts = 0
+        self._accounts_cap = 0
+        self._books = NULL
+        self._n_assets = 0
+        self._assets_cap = 0
+
+    def __dealloc__(self):
+        cdef Py_ssize_t a
+        if self._books != NULL:
+            for a in range(self._n_assets):
+                free(self._books[a].available)
+                free(self._books[a].held)
+            free(self._books)
+        free(self._kinds)
+        free(self._wallet_assets)
+        free(self._frozen)
+
+    def __reduce__(self):
+        # the twin pickles through its slots; here the state dump is the pickle
+        return (BalanceTable.from_state, (self.export_state(),))
+
+    # -- registration -----------------------------------------------------
+
+    @property
+    def n_accounts(self):
+        return self._n_accounts
+
+    @property
+    def n_assets(self):
+        return self._n_assets
+
+    def add_asset(self):
+        """Register the next asset number and return it."""
+        if self._n_assets >= MAX_ASSETS:
+            raise OverflowError("asset limit reached")
+        cdef Py_ssize_t cap
+        cdef AssetBook* books
+        if self._n_assets == self._assets_cap:
+            cap = self._assets_cap * 2 if self._assets_cap else 8
+            books = <AssetBook*>realloc(self._books, <size_t>cap * sizeof(AssetBook))
+            if books == NULL:
+                raise MemoryError("asset table")
+            self._books = books
+            self._assets_cap = cap
+        memset(&self._books[self._n_assets], 0, sizeof(AssetBook))
+        self._n_assets += 1
+        return self._n_assets - 1
+
+    def add_account(self, kind, wallet_asset=-1):
+        """Register the next account number (a wallet is bound to one asset)."""
+        if kind not in c.KIND_NAMES:
+            raise ValueError(f"unknown account kind {kind}")
+        if (kind == c.KIND_WALLET) != (wallet_asset >= 0) or wallet_asset < -1:
+            raise ValueError("a wallet, and only a wallet, is bound to an asset")
+        if wallet_asset >= self._n_assets:
+            raise ValueError(f"unknown asset number {wallet_asset}")
+        if self._n_accounts >= MAX_ACCOUNTS:
+            raise OverflowError("account limit reached")
+        cdef uint8_t k = <uint8_t>int(kind)
+        cdef int32_t wa = <int32_t>int(wallet_asset)
+        if self._n_accounts == self._accounts_cap:
+            self._grow_accounts()
+        self._kinds[self._n_accounts] = k
+        self._wallet_assets[self._n_accounts] = wa
+        self._frozen[self._n_accounts] = 0
+        self._n_accounts += 1
+        return self._n_accounts - 1
+
+    cdef int _grow_accounts(self) except -1:
+        cdef Py_ssize_t cap = self._accounts_cap * 2 if self._accounts_cap else 64
+        if cap > MAX_ACCOUNTS:
+            cap = MAX_ACCOUNTS
+        cdef uint8_t* kinds = <uint8_t*>realloc(self._kinds, <size_t>cap)
+        if kinds == NULL:
+            raise MemoryError("account table")
+        self._kinds = kinds
+        cdef uint8_t* frozen = <uint8_t*>realloc(self._frozen, <size_t>cap)
+        if frozen == NULL:
+            raise MemoryError("account table")
+        self._frozen = frozen
+        cdef int32_t* was = <int32_t*>realloc(self._wallet_assets, <size_t>cap * sizeof(int32_t))
+        if was == NULL:
+            raise MemoryError("account table")
+        self._wallet_assets = was
+        self._accounts_cap = cap
+        return 0
+
+    def kind(self, account):
+        return self._kinds[_list_index(account, self._n_accounts, False)]
+
+    def wallet_asset(self, account):
+        return self._wallet_assets[_list_index(account, self._n_accounts, False)]
+
+    def set_frozen(self, account, frozen):
+        self._frozen[_list_index(account, self._n_accounts, True)] = 1 if frozen else 0
+
+    def is_frozen(self, account):
+        return self._frozen[_list_index(account, self._n_accounts, False)] != 0
+
+    # -- reads --------------------------------------------------------------
+
+    def available(self, account, asset):
+        cdef AssetBook* book = &self._books[_list_index(asset, self._n_assets, False)]
+        cdef int64_t acct = _arg_index(account)
+        if acct < 0:
+            return 0
+        return _get(book.available, book.available_len, acct)
+
+    def held(self, account, asset):
+        cdef AssetBook* book = &self._books[_list_index(asset, self._n_assets, False)]
+        cdef int64_t acct = _arg_index(account)
+        if acct < 0:
+            return 0
+        return _get(book.held, book.held_len, acct)
+
+    def total(self, asset, kind):
+        """Sum of available + held over all accounts of ``kind`` in ``asset``."""
+        cdef AssetBook* book = &self._books[_list_index(asset, self._n_assets, False)]
+        return book.totals[_list_index(kind, 3, False)]
+
+    # -- checked operations ---------------------------------------------------
+
+    cdef inline int _check_pair(
+        self, int64_t debit, int64_t credit, int64_t asset, int64_t amount
+    ) noexcept:
+        if amount <= 0:  # (> INT64_MAX cannot reach an int64_t: see _arg_amount)
+            return INVALID_AMOUNT
+        if asset < 0 or asset >= self._n_assets:
+            return UNKNOWN_ASSET
+        cdef int64_t n = self._n_accounts
+        if debit < 0 or debit >= n or credit < 0 or credit >= n:
+            return UNKNOWN_ACCOUNT
+        if debit == credit:
+            return SAME_ACCOUNT
+        if self._kinds[debit] == KIND_WALLET and self._wallet_assets[debit] != asset:
+            return ASSET_MISMATCH
+        if self._kinds[credit] == KIND_WALLET and self._wallet_assets[credit] != asset:
+            return ASSET_MISMATCH
+        return OK
+
+    def post(self, debit, credit, asset, amount):
+        """Debit one account and credit another by ``amount`` of ``asset``."""
+        cdef int64_t am = 0
+        if not _arg_amount(amount, &am):
+            return INVALID_AMOUNT
+        cdef int64_t a = _arg_index(asset)
+        if a < 0 or a >= self._n_assets:  # (checked before the accounts are read)
+            return UNKNOWN_ASSET
+        cdef int64_t d = _arg_index(debit)
+        cdef int64_t cr = _arg_index(credit)
+        cdef int code = self._check_pair(d, cr, a, am)
+        if code:
+            return code
+        return self._post(d, cr, a, am, False)
+
+    def post_held(self, debit, credit, asset, amount):
+        """Like ``post``, but the debit comes out of the debit account's held part.
+
+        This settles a hold (a fill, a completed withdrawal). The debit account
+        must be a customer or company account; freezing does not block it,
+        because the funds were already committed by an earlier, checked hold.
+        """
+        cdef int64_t am = 0
+        if not _arg_amount(amount, &am):
+            return INVALID_AMOUNT
+        cdef int64_t a = _arg_index(asset)
+        if a < 0 or a >= self._n_assets:  # (checked before the accounts are read)
+            return UNKNOWN_ASSET
+        cdef int64_t d = _arg_index(debit)
+        cdef int64_t cr = _arg_index(credit)
+        cdef int code = self._check_pair(d, cr, a, am)
+        if code:
+            return code
+        if self._kinds[d] == KIND_WALLET:
+            return WRONG_KIND
+        return self._post(d, cr, a, am, True)
+
+    cdef inline int _post(
+        self, int64_t debit, int64_t credit, int64_t asset, int64_t amount, bint from_held
+    ) except -1:
+        cdef AssetBook* book = &self._books[asset]
+        cdef uint8_t dk = self._kinds[debit]
+        cdef uint8_t ck = self._kinds[credit]
+        if dk != KIND_WALLET:
+            if not from_held and self._frozen[debit]:
+                return ACCOUNT_FROZEN
+            if from_held:
+                if _get(book.held, book.held_len, debit) < amount:
+                    return INSUFFICIENT_HELD
+            elif _get(book.available, book.available_len, debit) < amount:
+                return INSUFFICIENT_FUNDS
+        if ck == KIND_WALLET and _get(book.available, book.available_len, credit) < amount:
+            return INSUFFICIENT_FUNDS
+        cdef int64_t custody_delta = (amount if dk == KIND_WALLET else 0) - (
+            amount if ck == KIND_WALLET else 0
+        )
+        # totals[KIND_WALLET] + custody_delta > INT64_MAX, written so it cannot wrap
+        if custody_delta > 0 and book.totals[KIND_WALLET] > INT64_MAX - custody_delta:
+            return OVERFLOW
+        # make room for the cells that will be written (changes no balance)
+        if dk == KIND_WALLET and debit >= book.available_len:
+            _grow(&book.available, &book.available_len, debit + 1)
+        if ck != KIND_WALLET and credit >= book.available_len:
+            _grow(&book.available, &book.available_len, credit + 1)
+        # apply: nothing above this line changed state
+        if dk == KIND_WALLET:
+            book.available[debit] += amount
+        elif from_held:
+            book.held[debit] -= amount
+        else:
+            book.available[debit] -= amount
+        if ck == KIND_WALLET:
+            book.available[credit] -= amount
+        else:
+            book.available[credit] += amount
+        book.totals[dk] += amount if dk == KIND_WALLET else -amount
+        book.totals[ck] += -amount if ck == KIND_WALLET else amount
+        return OK
+
+    cdef inline int _check_single(self, int64_t account, int64_t asset, int64_t amount) noexcept:
+        if amount <= 0:
+            return INVALID_AMOUNT
+        if asset < 0 or asset >= self._n_assets:
+            return UNKNOWN_ASSET
+        if account < 0 or account >= self._n_accounts:
+            return UNKNOWN_ACCOUNT
+        if self._kinds[account] == KIND_WALLET:
+            return WRONG_KIND
+        return OK
+
+    def hold(self, account, asset, amount):
+        """Move ``amount`` from available to held (refused when frozen)."""
+        cdef int64_t am = 0
+        if not _arg_amount(amount, &am):
+            return INVALID_AMOUNT
+        cdef int64_t a = _arg_index(asset)
+        if a < 0 or a >= self._n_assets:
+            return UNKNOWN_ASSET
+        cdef int64_t acct = _arg_index(account)
+        cdef int code = self._check_single(acct, a, am)
+        if code:
+            return code
+        if self._frozen[acct]:
+            return ACCOUNT_FROZEN
+        cdef AssetBook* book = &self._books[a]
+        if _get(book.available, book.available_len, acct) < am:
+            return INSUFFICIENT_FUNDS
+        if acct >= book.held_len:
+            _grow(&book.held, &book.held_len, acct + 1)
+        book.available[acct] -= am
+        book.held[acct] += am
+        return OK
+
+    def release(self, account, asset, amount):
+        """Move ``amount`` from held back to available (allowed when frozen)."""
+        cdef int64_t am = 0
+        if not _arg_amount(amount, &am):
+            return INVALID_AMOUNT
+        cdef int64_t a = _arg_index(asset)
+        if a < 0 or a >= self._n_assets:
+            return UNKNOWN_ASSET
+        cdef int64_t acct = _arg_index(account)
+        cdef int code = self._check_single(acct, a, am)
+        if code:
+            return code
+        cdef AssetBook* book = &self._books[a]
+        if _get(book.held, book.held_len, acct) < am:
+            return INSUFFICIENT_HELD
+        if acct >= book.available_len:
+            _grow(&book.available, &book.available_len, acct + 1)
+        book.held[acct] -= am
+        book.available[acct] += am
+        return OK
+
+    cdef inline int _post_many_item(
+        self, int64_t debit, int64_t credit, int64_t asset, int64_t amount
+    ) except -1:
+        """One item of ``post_many`` (the body of the twin's loop)."""
+        cdef int code = self._check_pair(debit, credit, asset, amount)
+        if code == OK:
+            if self._kinds[debit] == KIND_WALLET or self._kinds[credit] == KIND_WALLET:
+                code = WRONG_KIND
+            else:
+                code = self._post(debit, credit, asset, amount, False)
+        return code
+
+    def replay_transfers(
+        self, records, Py_ssize_t start, object transferred, dict account_index,
+        dict asset_index, set wallets, dict refs, position, last_time_ns
+    ):
+        """Replay consecutive ``Transferred`` journal records (see the twin)."""
+        cdef list recs = records
+        cdef Py_ssize_t i, n = len(recs)
+        cdef object rec, ref, d_obj, c_obj, a_obj, p_obj, t_obj
+        cdef int64_t pos, last, p, t, d, cr, a, am = 0
+        cdef int overflow = 0
+        pos = PyLong_AsLongLongAndOverflow(position, &overflow)
+        if overflow:
+            return start, position, last_time_ns
+        last = PyLong_AsLongLongAndOverflow(last_time_ns, &overflow)
+        if overflow:
+            return start, position, last_time_ns
+        for i in range(start, n):
+            rec = recs[i]
+            if type(rec) is not transferred:
+                return i, pos, last
+            p_obj = rec.position
+            t_obj = rec.time_ns
+            if type(p_obj) is not int or type(t_obj) is not int:
+                return i, pos, last
+            p = PyLong_AsLongLongAndOverflow(p_obj, &overflow)
+            if overflow or p != pos + 1:
+                return i, pos, last
+            t = PyLong_AsLongLongAndOverflow(t_obj, &overflow)
+            if overflow:
+                return i, pos, last
+            ref = rec.ref
+            if ref in refs:
+                return i, pos, last
+            d_obj = account_index.get(rec.from_account)
+            c_obj = account_index.get(rec.to_account)
+            a_obj = asset_index.get(rec.asset)
+            if d_obj is None or c_obj is None or a_obj is None:
+                return i, pos, last
+            if d_obj in wallets or c_obj in wallets:
+                return i, pos, last
+            if type(rec.amount_minor) is not int or not _arg_amount(rec.amount_minor, &am):
+                return i, pos, last
+            d = _arg_index(d_obj)
+            cr = _arg_index(c_obj)
+            a = _arg_index(a_obj)
+            if self._check_pair(d, cr, a, am) != OK or self._post(d, cr, a, am, False) != OK:
+                return i, pos, last
+            refs[ref] = rec
+            pos = p
+            if t > last:
+                last = t
+        return n, pos, last
+
+    def post_many(self, debit, credit, asset, amount, out):
+        """Apply ``post`` item by item; write each item's code to ``out``.
+
+        The bulk path moves money between customer and company accounts only:
+        an item naming a custody wallet on either side is WRONG_KIND (checked
+        after ``_check_pair``, before ACCOUNT_FROZEN), so no bulk item can create
+        or destroy liabilities. Items are independent: a failing item changes
+        nothing and the next one is tried. Returns the number of items applied.
+
+        Fast path: the four columns are 1-D int64 buffers (``array('q')``,
+        ``memoryview``...) and ``out`` a writable 1-D uint8 buffer (``bytearray``,
+        ``array('B')``); the loop then runs in C. Anything else (lists, other
+        dtypes, a read-only ``out``) takes the same loop item by item in Python.
+        """
+        cdef const int64_t[:] dv
+        cdef const int64_t[:] cv
+        cdef const int64_t[:] av
+        cdef const int64_t[:] mv
+        cdef uint8_t[:] ov
+        if debit is None or credit is None or asset is None or amount is None or out is None:
+            return self._post_many_items(debit, credit, asset, amount, out)
+        try:
+            dv = debit
+            cv = credit
+            av = asset
+            mv = amount
+            ov = out
+        except (TypeError, ValueError, BufferError):
+            return self._post_many_items(debit, credit, asset, amount, out)
+        cdef Py_ssize_t n = dv.shape[0]
+        if not (cv.shape[0] == av.shape[0] == mv.shape[0] == n) or ov.shape[0] < n:
+            raise ValueError("post_many: columns must have equal lengths")
+        cdef Py_ssize_t i
+        cdef Py_ssize_t applied = 0
+        cdef int code
+        for i in range(n):
+            code = self._post_many_item(dv[i], cv[i], av[i], mv[i])
+            ov[i] = <uint8_t>code
+            if code == 0:
+                applied += 1
+        return applied
+
+    cdef object _post_many_items(self, debit, credit, asset, amount, out):
+        """``post_many`` for columns that are not int64 buffers: the twin's loop
+        over Python objects (any int: one that does not fit an int64 is an
+        invalid amount or an unknown number, as in ``post``)."""
+        n = len(debit)
+        if not (len(credit) == len(asset) == len(amount) == n) or len(out) < n:
+            raise ValueError("post_many: columns must have equal lengths")
+        applied = 0
+        cdef int code
+        cdef int64_t a, am = 0
+        for i in range(n):
+            d, cr, a_obj, amt = debit[i], credit[i], asset[i], amount[i]
+            if not _arg_amount(amt, &am):
+                code = INVALID_AMOUNT
+            else:
+                a = _arg_index(a_obj)
+                if a < 0 or a >= self._n_assets:
+                    code = UNKNOWN_ASSET
+                else:
+                    code = self._post_many_item(_arg_index(d), _arg_index(cr), a, am)
+            out[i] = code
+            if code == 0:
+                applied += 1
+        return applied
+
+    # -- invariants and state transfer -----------------------------------------
+
+    def check_invariants(self):
+        """Raise AssertionError if any balance invariant is broken.
+
+        (Explicit raises, not ``assert``: this holds under ``python -O`` too.)
+        """
+        cdef Py_ssize_t a, acct
+        cdef AssetBook* book
+        cdef int64_t v
+        cdef int64_t sums[3]
+        cdef uint8_t k
+        for a in range(self._n_assets):
+            book = &self._books[a]
+            sums[0] = sums[1] = sums[2] = 0
+            for acct in range(book.available_len):
+                v = book.available[acct]
+                if v < 0:
+                    raise AssertionError(f"negative available: account {acct} asset {a}")
+                if acct >= self._n_accounts:
+                    if v != 0:
+                        raise AssertionError(f"balance of unknown account {acct} asset {a}")
+                    continue
+                k = self._kinds[acct]
+                if solvent_add_overflow(sums[k], v, &sums[k]):
+                    raise AssertionError(f"asset {a}: sum of balances exceeds INT64_MAX")
+            for acct in range(book.held_len):
+                v = book.held[acct]
+                if v < 0:
+                    raise AssertionError(f"negative held: account {acct} asset {a}")
+                if v == 0:
+                    continue
+                if acct >= self._n_accounts:
+                    raise AssertionError(f"balance of unknown account {acct} asset {a}")
+                k = self._kinds[acct]
+                if k == KIND_WALLET:
+                    raise AssertionError("wallet with held funds")
+                if solvent_add_overflow(sums[k], v, &sums[k]):
+                    raise AssertionError(f"asset {a}: sum of balances exceeds INT64_MAX")
+            totals = [book.totals[0], book.totals[1], book.totals[2]]
+            if sums[0] != book.totals[0] or sums[1] != book.totals[1] or sums[2] != book.totals[2]:
+                raise AssertionError(
+                    f"asset {a}: totals {totals} != sums {[sums[0], sums[1], sums[2]]}"
+                )
+            # customer + company computed in Python ints: it must not wrap
+            if totals[KIND_WALLET] != totals[KIND_CUSTOMER] + totals[KIND_COMPANY]:
+                raise AssertionError(f"asset {a}: custody != customer + company")
+            for acct in range(min(book.available_len, self._n_accounts)):
+                if (self._kinds[acct] == KIND_WALLET and self._wallet_assets[acct] != a
+                        and book.available[acct] != 0):
+                    raise AssertionError(f"wallet {acct} holds asset {a}, not its own")
+
+    def export_state(self):
+        """A plain, deterministic description of the whole table (for snapshots)."""
+        cdef Py_ssize_t a, acct, length
+        cdef AssetBook* book
+        cdef int64_t av, hd
+        balances = []
+        for a in range(self._n_assets):
+            book = &self._books[a]
+            length = book.available_len
+            if book.held_len > length:
+                length = book.held_len
+            for acct in range(length):
+                av = _get(book.available, book.available_len, acct)
+                hd = _get(book.held, book.held_len, acct)
+                if av or hd:
+                    balances.append((acct, a, av, hd))
+        return {
+            "n_assets": self._n_assets,
+            "kinds": [self._kinds[i] for i in range(self._n_accounts)],
+            "wallet_assets": [self._wallet_assets[i] for i in range(self._n_accounts)],
+            "frozen": [self._frozen[i] for i in range(self._n_accounts)],
+            "balances": balances,
+        }
+
+    @classmethod
+    def from_state(cls, state):
+        """Rebuild a table from ``export_state()`` output, checking invariants."""
+        cdef BalanceTable t = cls()
+        for _ in range(state["n_assets"]):
+            t.add_asset()
+        for kind, wa in zip(state["kinds"], state["wallet_assets"], strict=True):
+            t.add_account(kind, wa)
+        if len(state["frozen"]) != t._n_accounts:
+            raise ValueError("frozen flags and accounts differ in number")
+        for acct, f in enumerate(state["frozen"]):
+            t._frozen[_list_index(acct, t._n_accounts, True)] = 1 if f else 0
+        cdef Py_ssize_t i, a
+        cdef int64_t av, hd, amount = 0
+        cdef AssetBook* book
+        cdef uint8_t k
+        for row_acct, row_a, row_av, row_hd in state["balances"]:
+            # (the twin indexes lists here, so a negative number would count from
+            # the end; a state dump never holds one, and this core refuses it)
+            i = _list_index(row_acct, t._n_accounts, False) if row_acct >= 0 else -1
+            a = _list_index(row_a, t._n_assets, False) if row_a >= 0 else -1
+            if i < 0 or a < 0:
+                raise IndexError(f"balance row {(row_acct, row_a)} names no account/asset")
+            book = &t._books[a]
+            k = t._kinds[i]
+            av = _state_int(row_av)
+            hd = _state_int(row_hd)
+            if av:
+                if i >= book.available_len:
+                    _grow(&book.available, &book.available_len, i + 1)
+                book.available[i] = av
+            if hd:
+                if i >= book.held_len:
+                    _grow(&book.held, &book.held_len, i + 1)
+                book.held[i] = hd
+            if solvent_add_overflow(av, hd, &amount) or solvent_add_overflow(
+                book.totals[k], amount, &book.totals[k]
+            ):
+                raise AssertionError(f"asset {a}: totals exceed INT64_MAX")
+        t.check_invariants()
+        return t
