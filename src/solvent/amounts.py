@@ -1,0 +1,147 @@
+"""The boundary: amounts and ids are checked here, before any command runs.
+
+Money is an integer number of an asset's minor units (satoshi, won). Users
+may give an amount as a ``str`` or ``Decimal`` in the asset's units, or an
+``int`` of whole units. Parsing is exact: more decimals than the asset has
+is an error, never a rounding. A ``float`` is a :class:`~solvent.FloatAmount`
+(a ``TypeError``).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Final
+
+from solvent.core.codes import INT64_MAX
+from solvent.errors import FloatAmount, InvalidAmount, InvalidId
+
+MAX_ID_CHARS: Final = 128
+MAX_DECIMALS: Final = 18
+MAX_AMOUNT_CHARS: Final = 64
+
+_AMOUNT_RE: Final = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
+
+AmountLike = str | Decimal | int
+
+
+def to_minor(
+    value: object, decimals: int, *, what: str = "amount", asset: str = "", account: str = ""
+) -> int:
+    """Parse ``value`` into a positive int64 number of minor units.
+
+    >>> to_minor("1.25", 8)
+    125000000
+    >>> to_minor(2, 0)
+    2
+    """
+    shown = repr(value)
+    if len(shown) > 2 * MAX_AMOUNT_CHARS:  # a message stays short, whatever the input
+        shown = shown[: 2 * MAX_AMOUNT_CHARS] + "..."
+    where = (f" of {asset}" if asset else "") + (f" for {account!r}" if account else "")
+    label = f"{what} {shown}{where}"
+    minor: int
+    if isinstance(value, float):
+        raise FloatAmount(f"{label}: floats are not accepted for money; pass a str or Decimal",
+                          asset=asset)
+    if isinstance(value, bool):
+        raise InvalidAmount(f"{label}: a bool is not an amount", asset=asset)
+    if isinstance(value, int):
+        if value > INT64_MAX // 10**decimals:
+            raise InvalidAmount(f"{label} exceeds the int64 limit of minor units", asset=asset)
+        minor = value * pow(10, decimals)
+    elif isinstance(value, str):
+        if len(value) > MAX_AMOUNT_CHARS:
+            raise InvalidAmount(f"{what} of {len(value)} characters{where} is too long",
+                                asset=asset)
+        m = _AMOUNT_RE.fullmatch(value)
+        if m is None:
+            raise InvalidAmount(
+                f"{label} is not a plain positive decimal such as '1.25'", asset=asset
+            )
+        whole, frac = m.group(1), m.group(2) or ""
+        if len(frac) > decimals:
+            raise InvalidAmount(
+                f"{label} has {len(frac)} decimals; {asset or 'the asset'} has {decimals}",
+                asset=asset,
+            )
+        minor = int(whole) * 10**decimals + int(frac.ljust(decimals, "0") or "0")
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise InvalidAmount(f"{label} is not finite", asset=asset)
+        sign, digits, exponent = value.as_tuple()
+        assert isinstance(exponent, int)
+        if len(digits) > MAX_AMOUNT_CHARS:
+            raise InvalidAmount(f"{label} has too many digits", asset=asset)
+        coefficient = int("".join(map(str, digits)) or "0")
+        shift = exponent + decimals
+        if shift >= 0:
+            if shift > MAX_AMOUNT_CHARS:
+                raise InvalidAmount(f"{label} exceeds the int64 limit", asset=asset)
+            minor = coefficient * pow(10, shift)
+        else:  # exactly as for str: more decimal places than the asset has is an error
+            raise InvalidAmount(
+                f"{label} has {-exponent} decimals; {asset or 'the asset'} has {decimals}",
+                asset=asset,
+            )
+        if sign and minor:
+            minor = -minor
+    else:
+        raise InvalidAmount(
+            f"{label}: expected str, Decimal or int, got {type(value).__name__}", asset=asset
+        )
+    if minor <= 0:
+        raise InvalidAmount(f"{label} must be positive", asset=asset)
+    if minor > INT64_MAX:
+        raise InvalidAmount(f"{label} exceeds the int64 limit of minor units", asset=asset)
+    return minor
+
+
+def from_minor(minor: int, decimals: int) -> Decimal:
+    """The exact Decimal value of ``minor`` units at ``decimals`` places."""
+    if not decimals:
+        return Decimal(minor)
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(minor), 10**decimals)
+    return Decimal(f"{sign}{whole}.{frac:0{decimals}d}")
+
+
+def format_minor(minor: int, decimals: int) -> str:
+    """``minor`` as a plain decimal string with exactly ``decimals`` places, e.g. '1.25000000'."""
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(minor), 10**decimals)
+    return f"{sign}{whole:,}" + (f".{frac:0{decimals}d}" if decimals else "")
+
+
+_SPACE_RE = re.compile(r"\s")
+
+
+def check_id(value: object, what: str) -> str:
+    """Return ``value`` if it is a valid id: a str of 1..128 printable, non-space characters."""
+    if not isinstance(value, str):
+        raise InvalidId(f"{what} must be a str, got {type(value).__name__}", what=what)
+    if not value:
+        raise InvalidId(f"{what} must not be empty", what=what)
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidId(
+            f"{what} of {len(value)} characters exceeds the limit of {MAX_ID_CHARS}", what=what
+        )
+    if not value.isprintable() or _SPACE_RE.search(value):
+        raise InvalidId(f"{what} {value!r} must be printable with no white space", what=what)
+    return value
+
+
+def check_ref(value: object, what: str = "ref") -> str:
+    """A ref is an id, or ``""`` for commands that carry none."""
+    if value == "":
+        return ""
+    return check_id(value, what)
+
+
+def check_text(value: object, what: str, limit: int = 1024) -> str:
+    """Free text (memo, reason): a str of at most ``limit`` characters."""
+    if not isinstance(value, str):
+        raise InvalidId(f"{what} must be a str, got {type(value).__name__}", what=what)
+    if len(value) > limit:
+        raise InvalidId(f"{what} of {len(value)} characters exceeds {limit}", what=what)
+    return value

@@ -1,0 +1,164 @@
+"""Every error Solvent raises.
+
+Rejections (:class:`Rejected` and its subclasses) are refusals of a command:
+the command changed no state. Each carries a machine-readable ``code`` and a
+message naming the account, asset and amounts involved. The other errors
+(:class:`TamperDetected`, :class:`WriterFenced`, :class:`StoreError`,
+:class:`LedgerClosed`) are about the journal and its store, not about a command.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SolventError(Exception):
+    """Base class of every Solvent error."""
+
+
+class Rejected(SolventError):
+    """A command was refused; nothing changed.
+
+    ``code`` is stable and machine-readable; ``details`` holds the figures the
+    message names (account, asset, amounts in minor units, ...).
+    """
+
+    code: ClassVar[str] = "rejected"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable despite keyword details
+        return (_rebuild, (type(self), self.message, self.details))
+
+
+def _rebuild(cls: type[Rejected], message: str, details: dict[str, Any]) -> Rejected:
+    return cls(message, **details)
+
+
+class InvalidAmount(Rejected, ValueError):
+    """Zero, negative, NaN/inf, too many decimals, or beyond int64 minor units."""
+
+    code = "invalid_amount"
+
+
+class FloatAmount(InvalidAmount, TypeError):
+    """A float was given where money was expected; money is never a float."""
+
+    code = "float_amount"
+
+
+class InvalidId(Rejected, ValueError):
+    """An id (account, asset, wallet, ref, actor) is not a str of 1..128 printable characters."""
+
+    code = "invalid_id"
+
+
+class InvalidArgument(Rejected, ValueError):
+    """An argument other than an amount or id is malformed (kind, role, decimals, ...)."""
+
+    code = "invalid_argument"
+
+
+class InsufficientFunds(Rejected):
+    """The debited account does not have the available (or held) funds."""
+
+    code = "insufficient_funds"
+
+
+class UnknownAsset(Rejected):
+    code = "unknown_asset"
+
+
+class UnknownAccount(Rejected):
+    code = "unknown_account"
+
+
+class UnknownWallet(Rejected):
+    code = "unknown_wallet"
+
+
+class UnknownActor(Rejected):
+    code = "unknown_actor"
+
+
+class AlreadyExists(Rejected):
+    """An asset, account, wallet or actor with that id is already registered."""
+
+    code = "already_exists"
+
+
+class AssetMismatch(Rejected):
+    """A posting names an asset other than the one its wallet holds."""
+
+    code = "asset_mismatch"
+
+
+class SameAccount(Rejected):
+    """A transfer names the same account on both sides."""
+
+    code = "same_account"
+
+
+class DuplicateRef(Rejected):
+    """A ref was used before for a command with different content."""
+
+    code = "duplicate_ref"
+
+
+class AccountFrozen(Rejected):
+    """The account is frozen: it cannot be debited or place holds."""
+
+    code = "account_frozen"
+
+
+class InvalidState(Rejected):
+    """The command does not apply to the current state (e.g. freezing a frozen account)."""
+
+    code = "invalid_state"
+
+
+class BalanceOverflow(Rejected):
+    """The credit would push custody of the asset beyond int64 minor units."""
+
+    code = "balance_overflow"
+
+
+class PermissionDenied(Rejected):
+    """The actor's role does not allow this command."""
+
+    code = "permission_denied"
+
+
+class LimitExceeded(Rejected):
+    """A documented limit (batch size, number of accounts, ...) would be exceeded."""
+
+    code = "limit_exceeded"
+
+
+class TamperDetected(SolventError):
+    """The stored journal does not match its hash chain or does not replay.
+
+    ``version`` is the stored batch (1-based) and ``position`` the first journal
+    position of that batch, when known.
+    """
+
+    def __init__(self, message: str, *, version: int | None = None, position: int | None = None):
+        super().__init__(message)
+        self.version = version
+        self.position = position
+
+
+class StoreError(SolventError):
+    """The event store failed (unreachable, misconfigured, bad URL)."""
+
+
+class WriterFenced(StoreError):
+    """Another writer appended to the journal first; this ledger's uncommitted
+    commands were discarded and its state reloaded from the store."""
+
+
+class LedgerClosed(SolventError):
+    """The ledger was closed; open it again."""

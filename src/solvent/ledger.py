@@ -1,0 +1,906 @@
+"""The Ledger: commands in, checked, journaled, durable.
+
+Every public command follows the same steps:
+
+1. validate at the boundary (ids, amounts, actor, role): a bad input raises a
+   typed :class:`~solvent.Rejected` and changes nothing;
+2. run the checked operation on the state (``solvent.state``); the balance core
+   refuses anything that would break an invariant, and then nothing changed;
+3. journal the record; outside ``with led.batch():`` the record's batch is
+   committed before the call returns (durable by default).
+
+A privileged command that is refused (one spending company funds) is journaled
+as :class:`~solvent.records.CommandRejected` before the rejection is raised.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from solvent import errors as e
+from solvent import records as r
+from solvent.amounts import (
+    MAX_DECIMALS,
+    AmountLike,
+    check_id,
+    check_text,
+    from_minor,
+    to_minor,
+)
+from solvent.core import CORES
+from solvent.core import codes as c
+from solvent.journal import StoredBatch, verify_link
+from solvent.state import (
+    ACCOUNT_KINDS,
+    ROLES,
+    LedgerState,
+    bulk_content_digest,
+    column_bytes,
+    snapshot_decoder,
+)
+from solvent.store import JournalStore
+
+MAX_BULK_ITEMS: Final = 1_000_000
+MAX_BATCH_RECORDS: Final = 1_000_000
+DEFAULT_SNAPSHOT_EVERY_RECORDS: Final = 100_000
+
+R = TypeVar("R", bound=r.Record)
+
+
+class Balance(msgspec.Struct, frozen=True):
+    """A balance in the asset's units: ``available`` to spend, ``held`` by orders
+    and withdrawals."""
+
+    available: Decimal
+    held: Decimal
+
+
+class Totals(msgspec.Struct, frozen=True):
+    """Per-asset totals in minor units: ``custody == customer + company`` always."""
+
+    asset: str
+    custody_minor: int
+    customer_minor: int
+    company_minor: int
+
+
+class Receipt(msgspec.Struct, frozen=True):
+    """What a journaled command returns: its record's position. ``replayed`` is
+    True when the command repeated an earlier one (same ref, same content)."""
+
+    position: int
+    ref: str
+    replayed: bool = False
+
+
+class BulkResult(msgspec.Struct, frozen=True):
+    """Outcome of a bulk command: one result code per item (0 = applied)."""
+
+    position: int
+    ref: str
+    applied: int
+    outcomes: bytes
+    replayed: bool = False
+
+    def rejected(self) -> list[tuple[int, str]]:
+        """(item index, code name) of every refused item."""
+        return [(i, c.CODE_NAMES[x]) for i, x in enumerate(self.outcomes) if x]
+
+
+class VerifyReport(msgspec.Struct, frozen=True):
+    """Result of a full replay and hash-chain check."""
+
+    batches: int
+    records: int
+    head_digest: str
+    snapshots_checked: int
+
+
+_REJECTION_FOR_CODE: dict[int, type[e.Rejected]] = {
+    c.INSUFFICIENT_FUNDS: e.InsufficientFunds,
+    c.INSUFFICIENT_HELD: e.InsufficientFunds,
+    c.ACCOUNT_FROZEN: e.AccountFrozen,
+    c.ASSET_MISMATCH: e.AssetMismatch,
+    c.OVERFLOW: e.BalanceOverflow,
+    c.INVALID_AMOUNT: e.InvalidAmount,
+    c.UNKNOWN_ACCOUNT: e.UnknownAccount,
+    c.UNKNOWN_ASSET: e.UnknownAsset,
+    c.SAME_ACCOUNT: e.SameAccount,
+    c.WRONG_KIND: e.InvalidArgument,
+}
+
+
+class Ledger:
+    """An embeddable, event-sourced, double-entry custodial ledger.
+
+    Open one with :meth:`Ledger.open`. One ledger object is the single writer
+    of its journal; its methods are serialized by a lock, so it may be shared
+    between threads, but commands never run concurrently.
+    """
+
+    def __init__(
+        self,
+        store: JournalStore,
+        state: LedgerState,
+        *,
+        actor: str,
+        clock: Callable[[], int],
+        snapshot_every: int,
+    ) -> None:
+        self._store = store
+        self._state = state
+        self._actor = actor
+        self._clock = clock
+        self._snapshot_every = snapshot_every
+        self._last_snapshot_position = state.position
+        self._pending: list[r.JournalRecord] = []
+        self._depth = 0
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # -- opening and closing --------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        url: str = "memory:",
+        *,
+        core: str = "compiled",
+        actor: str = "system",
+        clock: Callable[[], int] | None = None,
+        snapshot_every: int = DEFAULT_SNAPSHOT_EVERY_RECORDS,
+    ) -> Ledger:
+        """Open (or create) the ledger stored at ``url``.
+
+        ``url``: ``memory:``, ``sqlite:///path/ledger.db`` or ``postgresql://...``
+        (see ``solvent.store``). ``core``: ``compiled`` (default) or ``python``.
+        ``actor``: the default actor of commands that name none. ``clock``:
+        nanoseconds since the epoch for command times (default ``time.time_ns``).
+        ``snapshot_every``: records between automatic snapshots.
+
+        The state is the latest snapshot plus the journal after it.
+        """
+        if core not in CORES:
+            raise e.InvalidArgument(f"core {core!r}: choose one of {', '.join(CORES)}")
+        check_id(actor, "actor")
+        if not isinstance(snapshot_every, int) or snapshot_every < 1:
+            raise e.InvalidArgument("snapshot_every must be a positive int")
+        store = JournalStore(url)
+        try:
+            state = load_state(store, core)
+        except BaseException:
+            store.close()
+            raise
+        return cls(
+            store, state, actor=actor, clock=clock or time.time_ns, snapshot_every=snapshot_every
+        )
+
+    def close(self) -> None:
+        """Commit nothing more, write a snapshot if the tail is long, close the store."""
+        with self._lock:
+            if self._closed:
+                return
+            if self._depth:
+                raise e.InvalidState("close() inside ledger.batch()")
+            try:
+                if self._state.position > self._last_snapshot_position:
+                    self.snapshot()
+            finally:
+                self._closed = True
+                self._store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reads ----------------------------------------------------------------------
+
+    @property
+    def position(self) -> int:
+        """Position of the last journal record applied (committed or pending)."""
+        return self._state.position
+
+    @property
+    def version(self) -> int:
+        """Number of batches committed."""
+        return self._state.version
+
+    @property
+    def head_digest(self) -> str:
+        """Hex digest of the last committed batch: keep a copy to anchor the chain."""
+        return self._state.head_digest.hex()
+
+    @property
+    def core(self) -> str:
+        return self._state.core_name
+
+    @property
+    def backend(self) -> str:
+        return self._store.backend
+
+    def balance(self, account: str, asset: str) -> Balance:
+        """The balance of ``account`` in ``asset``, in the asset's units."""
+        av, hd = self.balance_minor(account, asset)
+        dec = self._state.asset_decimals[self._state.asset_index[asset]]
+        return Balance(available=from_minor(av, dec), held=from_minor(hd, dec))
+
+    def balance_minor(self, account: str, asset: str) -> tuple[int, int]:
+        """(available, held) of ``account`` in ``asset``, in minor units."""
+        with self._lock:
+            acct = self._account(account, "account")
+            a = self._asset(asset)
+            return self._state.core.available(acct, a), self._state.core.held(acct, a)
+
+    def totals(self, asset: str) -> Totals:
+        with self._lock:
+            a = self._asset(asset)
+            core = self._state.core
+            return Totals(
+                asset=asset,
+                custody_minor=core.total(a, c.KIND_WALLET),
+                customer_minor=core.total(a, c.KIND_CUSTOMER),
+                company_minor=core.total(a, c.KIND_COMPANY),
+            )
+
+    def decimals(self, asset: str) -> int:
+        return self._state.asset_decimals[self._asset(asset)]
+
+    def account_index(self, account: str) -> int:
+        """The number of ``account`` (or wallet), as used by bulk commands."""
+        return self._account(account, "account")
+
+    def asset_index(self, asset: str) -> int:
+        """The number of ``asset``, as used by bulk commands."""
+        return self._asset(asset)
+
+    def accounts(self) -> list[str]:
+        """Names of all accounts and wallets, in numbering order."""
+        return list(self._state.account_names)
+
+    def assets(self) -> list[str]:
+        return list(self._state.asset_names)
+
+    def is_frozen(self, account: str) -> bool:
+        return self._state.core.is_frozen(self._account(account, "account"))
+
+    def check_invariants(self) -> None:
+        """Assert every balance invariant over the whole table (slow; for tests and audits)."""
+        self._state.core.check_invariants()
+
+    # -- registration -----------------------------------------------------------------
+
+    def register_actor(self, name: str, role: str, *, actor: str | None = None) -> Receipt:
+        """Allow ``name`` to issue commands with ``role`` (customer, operator, auditor, system)."""
+        with self._lock:
+            who = self._authorize(actor, "register_actor")
+            check_id(name, "actor name")
+            if role not in ROLES:
+                raise e.InvalidArgument(f"role {role!r}: choose one of {', '.join(ROLES)}")
+            if name in self._state.actors:
+                raise e.AlreadyExists(f"actor {name!r} exists already", actor=name)
+            self._state.do_register_actor(name, role)
+            return self._journal(r.ActorRegistered, who, "", name=name, role=role)
+
+    def register_asset(self, asset: str, decimals: int, *, actor: str | None = None) -> Receipt:
+        """Register ``asset`` with amounts in units of ``10**-decimals`` (0..18)."""
+        with self._lock:
+            who = self._authorize(actor, "register_asset")
+            check_id(asset, "asset")
+            if isinstance(decimals, bool) or not isinstance(decimals, int):
+                raise e.InvalidArgument(f"decimals must be an int, got {type(decimals).__name__}")
+            if not 0 <= decimals <= MAX_DECIMALS:
+                raise e.InvalidArgument(f"decimals {decimals} is outside 0..{MAX_DECIMALS}")
+            if asset in self._state.asset_index:
+                raise e.AlreadyExists(f"asset {asset!r} exists already", asset=asset)
+            if self._state.core.n_assets >= c.MAX_ASSETS:
+                raise e.LimitExceeded(f"the ledger holds the maximum of {c.MAX_ASSETS} assets")
+            self._state.do_register_asset(asset, decimals)
+            return self._journal(r.AssetRegistered, who, "", asset=asset, decimals=decimals)
+
+    def open_account(
+        self, account: str, kind: str = "customer", *, actor: str | None = None
+    ) -> Receipt:
+        """Open a ``customer`` account (a liability) or a ``company`` account (own funds)."""
+        with self._lock:
+            who = self._authorize(actor, "open_account")
+            check_id(account, "account")
+            if kind not in ACCOUNT_KINDS:
+                raise e.InvalidArgument(
+                    f"account kind {kind!r}: choose one of {', '.join(ACCOUNT_KINDS)}"
+                )
+            self._check_new_account(account)
+            self._state.do_open_account(account, ACCOUNT_KINDS[kind])
+            return self._journal(r.AccountOpened, who, "", account=account, account_kind=kind)
+
+    def open_wallet(self, wallet: str, *, asset: str, actor: str | None = None) -> Receipt:
+        """Open a custody wallet holding ``asset``: the reserve side of the books."""
+        with self._lock:
+            who = self._authorize(actor, "open_wallet")
+            check_id(wallet, "wallet")
+            a = self._asset(asset)
+            self._check_new_account(wallet)
+            self._state.do_open_account(wallet, c.KIND_WALLET, a)
+            return self._journal(r.WalletOpened, who, "", wallet=wallet, asset=asset)
+
+    # -- money ------------------------------------------------------------------------
+
+    def deposit(
+        self,
+        account: str,
+        asset: str,
+        amount: AmountLike,
+        *,
+        wallet: str,
+        ref: str,
+        actor: str | None = None,
+    ) -> Receipt:
+        """Credit a confirmed deposit into ``wallet`` to ``account``.
+
+        Idempotent on (wallet, ref): the same deposit again returns the first
+        receipt with ``replayed=True``; the same ref with other content is
+        :class:`~solvent.DuplicateRef`.
+        """
+        with self._lock:
+            who = self._authorize(actor, "deposit")
+            check_id(ref, "ref")
+            a = self._asset(asset)
+            acct = self._account(account, "account")
+            w = self._account(wallet, "wallet")
+            amount_minor = to_minor(amount, self._state.asset_decimals[a], asset=asset,
+                                    account=account)
+            core = self._state.core
+            if core.kind(w) != c.KIND_WALLET:
+                raise e.UnknownWallet(f"{wallet!r} is an account, not a custody wallet",
+                                      wallet=wallet)
+            if core.kind(acct) == c.KIND_WALLET:
+                raise e.InvalidArgument(f"{account!r} is a wallet; deposit to an account",
+                                        account=account)
+            if core.wallet_asset(w) != a:
+                held = self._state.asset_names[core.wallet_asset(w)]
+                raise e.AssetMismatch(
+                    f"wallet {wallet!r} holds {held}, not {asset}",
+                    wallet=wallet, asset=asset, wallet_asset=held,
+                )
+            prior = self._state.deposit_refs.get((wallet, ref))
+            if prior is not None:
+                if prior[:3] != (account, asset, amount_minor):
+                    raise e.DuplicateRef(
+                        f"deposit ref {ref!r} on wallet {wallet!r} was used for "
+                        f"{prior[2]} minor units of {prior[1]} to {prior[0]!r}",
+                        ref=ref, wallet=wallet,
+                    )
+                return Receipt(position=prior[3], ref=ref, replayed=True)
+            code = self._state.do_post(w, acct, a, amount_minor)
+            if code:
+                raise self._rejection(code, "deposit", account, asset, amount_minor)
+            self._state.deposit_refs[(wallet, ref)] = (
+                account, asset, amount_minor, self._state.position + 1
+            )
+            return self._journal(
+                r.Deposited, who, ref,
+                account=account, wallet=wallet, asset=asset, amount_minor=amount_minor,
+            )
+
+    def transfer(
+        self,
+        from_account: str,
+        to_account: str,
+        asset: str,
+        amount: AmountLike,
+        *,
+        ref: str,
+        memo: str = "",
+        actor: str | None = None,
+    ) -> Receipt:
+        """Move ``amount`` of ``asset`` from one account's available balance to another's.
+
+        Idempotent on ``ref``. Refused (and, when ``from_account`` is a company
+        account, journaled as a rejection) if it would overdraw the source.
+        """
+        with self._lock:
+            check_id(ref, "ref")
+            check_text(memo, "memo")
+            a = self._asset(asset)
+            debit = self._account(from_account, "account")
+            credit = self._account(to_account, "account")
+            who = self._authorize(actor, "transfer", debit_account=from_account)
+            amount_minor = to_minor(amount, self._state.asset_decimals[a], asset=asset,
+                                    account=from_account)
+            core = self._state.core
+            for name, idx in ((from_account, debit), (to_account, credit)):
+                if core.kind(idx) == c.KIND_WALLET:
+                    raise e.InvalidArgument(
+                        f"{name!r} is a custody wallet; transfers move money between accounts",
+                        account=name,
+                    )
+            if debit == credit:
+                raise e.SameAccount(
+                    f"transfer from {from_account!r} to itself", account=from_account
+                )
+            prior = self._state.transfer_refs.get(ref)
+            if prior is not None:
+                if (prior.from_account, prior.to_account, prior.asset, prior.amount_minor,
+                        prior.memo) != (from_account, to_account, asset, amount_minor, memo):
+                    raise e.DuplicateRef(
+                        f"transfer ref {ref!r} was used for {prior.amount_minor} minor units of "
+                        f"{prior.asset} from {prior.from_account!r} to {prior.to_account!r}",
+                        ref=ref,
+                    )
+                return Receipt(position=prior.position, ref=ref, replayed=True)
+            code = self._state.do_post(debit, credit, a, amount_minor)
+            if code:
+                rejection = self._rejection(code, "transfer", from_account, asset, amount_minor,
+                                            to_account=to_account)
+                if core.kind(debit) == c.KIND_COMPANY:
+                    self._journal_rejection(who, ref, "transfer", rejection, from_account,
+                                            asset, amount_minor)
+                raise rejection
+            return self._journal(
+                r.Transferred, who, ref,
+                from_account=from_account, to_account=to_account, asset=asset,
+                amount_minor=amount_minor, memo=memo,
+            )
+
+    def transfer_many(
+        self,
+        from_index: Sequence[int],
+        to_index: Sequence[int],
+        asset_index: Sequence[int],
+        amount_minor: Sequence[int],
+        *,
+        ref: str,
+        actor: str | None = None,
+    ) -> BulkResult:
+        """The bulk path: many transfers by account/asset number and minor units.
+
+        Columns are sequences of ints (``array('q')`` is taken without a copy).
+        Each item is applied on its own, in order; the result holds one code per
+        item (``solvent.core.codes``), and no exception is raised for refused
+        items. Items naming a custody wallet are refused (``wrong_kind``).
+        Operators and the system only. Idempotent on ``ref``.
+        """
+        with self._lock:
+            who = self._authorize(actor, "transfer_many")
+            check_id(ref, "ref")
+            cols = (
+                _int64_column(from_index, "from_index"),
+                _int64_column(to_index, "to_index"),
+                _int64_column(asset_index, "asset_index"),
+                _int64_column(amount_minor, "amount_minor"),
+            )
+            n = len(cols[0])
+            if any(len(col) != n for col in cols):
+                raise e.InvalidArgument(
+                    "transfer_many columns differ in length: "
+                    + ", ".join(str(len(col)) for col in cols)
+                )
+            if not 1 <= n <= MAX_BULK_ITEMS:
+                raise e.LimitExceeded(
+                    f"transfer_many takes 1..{MAX_BULK_ITEMS} items, got {n}", items=n
+                )
+            raw = (column_bytes(cols[0]), column_bytes(cols[1]), column_bytes(cols[2]),
+                   column_bytes(cols[3]))
+            digest = bulk_content_digest(raw)
+            prior = self._state.bulk_refs.get(ref)
+            if prior is not None:
+                if prior[0] != digest:
+                    raise e.DuplicateRef(f"bulk ref {ref!r} was used for other items", ref=ref)
+                return self._bulk_result_at(prior[1], ref)
+            outcome = self._state.do_bulk(cols)
+            position = self._state.position + 1
+            self._state.bulk_refs[ref] = (digest, position)
+            self._journal(
+                r.TransfersBulk, who, ref,
+                from_index=raw[0], to_index=raw[1], asset_index=raw[2], amount_minor=raw[3],
+                outcome=outcome,
+            )
+            return BulkResult(
+                position=position, ref=ref, applied=outcome.count(0), outcomes=outcome
+            )
+
+    def freeze_account(self, account: str, *, reason: str, actor: str | None = None) -> Receipt:
+        """Freeze ``account``: no debits and no holds until unfrozen. One event."""
+        return self._set_frozen(account, reason, actor, True)
+
+    def unfreeze_account(
+        self, account: str, *, reason: str, actor: str | None = None
+    ) -> Receipt:
+        """Lift the freeze on ``account``. One event."""
+        return self._set_frozen(account, reason, actor, False)
+
+    # -- group commit --------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[Ledger]:
+        """Group many commands into one commit (at most ``MAX_BATCH_RECORDS`` records).
+
+        Commands inside apply at once (later ones see earlier ones) but are
+        durable only when the outermost block exits and its batch commits. If a
+        block raises, none of its commands took effect (a nested block is a
+        savepoint: the commands before it stay pending); if the commit fails,
+        none of the batch took effect. Journaled rejections from a rolled-back
+        block are kept: they are the forensic trace.
+        """
+        with self._lock:
+            self._check_open()
+            mark = len(self._pending)
+            self._depth += 1
+            ok = False
+            try:
+                yield self
+                ok = True
+            finally:
+                self._depth -= 1
+                if not ok:
+                    self._abort(mark)
+                elif self._depth == 0:
+                    self._commit()
+
+    # -- journal, snapshots and verification ----------------------------------------------
+
+    def snapshot(self) -> int:
+        """Store a snapshot of the state at the last commit; return its batch version."""
+        with self._lock:
+            self._check_open()
+            if self._pending:
+                raise e.InvalidState("snapshot() with uncommitted commands inside batch()")
+            snap = self._state.to_snapshot()
+            self._store.put_snapshot(snap.version, r.encoder.encode(snap))
+            self._last_snapshot_position = self._state.position
+            return snap.version
+
+    def records(self, after_position: int = 0) -> Iterator[r.JournalRecord]:
+        """Every committed journal record after ``after_position``, in order."""
+        self._check_open()
+        for batch in self._store.read():
+            decoded = r.batch_decoder.decode(batch.payload)
+            for rec in decoded.records:
+                if rec.position > after_position:
+                    yield rec
+
+    def verify(self, *, expect_head: str | None = None) -> VerifyReport:
+        """Replay the whole journal from the store and check its hash chain.
+
+        Raises :class:`~solvent.TamperDetected` naming the batch (and position)
+        where stored bytes were changed, removed or reordered, where a snapshot
+        differs from the replayed state, or where the replayed state differs from
+        this ledger's live state.
+        """
+        with self._lock:
+            self._check_open()
+            if self._pending:
+                raise e.InvalidState("verify() with uncommitted commands inside batch()")
+            report, replayed = verify_store(self._store, self._state.core_name, expect_head)
+            if replayed.version != self._state.version:
+                raise e.TamperDetected(
+                    f"the store holds {replayed.version} batches but this ledger committed "
+                    f"{self._state.version} (batches were removed, or another writer appended)",
+                    version=min(replayed.version, self._state.version) + 1,
+                )
+            if replayed.fingerprint() != self._state.fingerprint():
+                raise e.TamperDetected(
+                    "the replayed state differs from the live state", version=replayed.version
+                )
+            return report
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise e.LedgerClosed("the ledger is closed")
+
+    def _asset(self, asset: str) -> int:
+        number = self._state.asset_index.get(asset) if type(asset) is str else None
+        if number is not None:  # registered, so a valid id
+            return number
+        check_id(asset, "asset")
+        try:
+            return self._state.asset_index[asset]
+        except KeyError:
+            raise e.UnknownAsset(f"unknown asset {asset!r}", asset=asset) from None
+
+    def _account(self, name: str, what: str) -> int:
+        number = self._state.account_index.get(name) if type(name) is str else None
+        if number is not None:  # registered, so a valid id
+            return number
+        check_id(name, what)
+        try:
+            return self._state.account_index[name]
+        except KeyError:
+            cls = e.UnknownWallet if what == "wallet" else e.UnknownAccount
+            raise cls(f"unknown {what} {name!r}", **{what: name}) from None
+
+    def _check_new_account(self, name: str) -> None:
+        if name in self._state.account_index:
+            raise e.AlreadyExists(f"account or wallet {name!r} exists already", account=name)
+        if self._state.core.n_accounts >= c.MAX_ACCOUNTS:
+            raise e.LimitExceeded(f"the ledger holds the maximum of {c.MAX_ACCOUNTS} accounts")
+
+    def _authorize(self, actor: str | None, command: str, debit_account: str = "") -> str:
+        self._check_open()
+        if len(self._pending) >= MAX_BATCH_RECORDS:
+            raise e.LimitExceeded(
+                f"a batch holds at most {MAX_BATCH_RECORDS:,} records; commit this one first",
+                limit=MAX_BATCH_RECORDS,
+            )
+        who = self._actor if actor is None else check_id(actor, "actor")
+        role = self._state.actors.get(who)
+        if role is None:
+            raise e.UnknownActor(f"unknown actor {who!r}; register it first", actor=who)
+        if role in ("operator", "system"):
+            return who
+        if (
+            role == "customer"
+            and command == "transfer"
+            and debit_account == who
+            and self._state.core.kind(self._state.account_index[who]) == c.KIND_CUSTOMER
+        ):
+            return who
+        raise e.PermissionDenied(
+            f"actor {who!r} ({role}) may not {command}"
+            + (f" from {debit_account!r}" if debit_account else ""),
+            actor=who, role=role, command=command,
+        )
+
+    def _rejection(
+        self, code: int, command: str, account: str, asset: str, amount_minor: int, **extra: Any
+    ) -> e.Rejected:
+        a = self._state.asset_index[asset]
+        dec = self._state.asset_decimals[a]
+        acct = self._state.account_index[account]
+        available = self._state.core.available(acct, a)
+        amount_txt = f"{from_minor(amount_minor, dec):f} {asset}"  # :f, never '0E-8'
+        if code == c.INSUFFICIENT_FUNDS:
+            msg = (f"{command} of {amount_txt} from {account!r}: available "
+                   f"{from_minor(available, dec):f} {asset} does not cover it")
+        elif code == c.ACCOUNT_FROZEN:
+            msg = f"{command} of {amount_txt}: account {account!r} is frozen"
+        elif code == c.OVERFLOW:
+            msg = f"{command} of {amount_txt} would push custody of {asset} past int64 minor units"
+        else:
+            msg = f"{command} of {amount_txt} for {account!r} refused: {c.CODE_NAMES[code]}"
+        cls = _REJECTION_FOR_CODE.get(code, e.Rejected)
+        return cls(msg, account=account, asset=asset, amount_minor=amount_minor,
+                   available_minor=available, **extra)
+
+    def _journal_rejection(
+        self, who: str, ref: str, command: str, rejection: e.Rejected, account: str,
+        asset: str, amount_minor: int,
+    ) -> None:
+        self._journal(
+            r.CommandRejected, who, ref, command=command, code=rejection.code,
+            message=rejection.message, account=account, asset=asset, amount_minor=amount_minor,
+        )
+
+    def _set_frozen(self, account: str, reason: str, actor: str | None, frozen: bool) -> Receipt:
+        with self._lock:
+            who = self._authorize(actor, "freeze_account" if frozen else "unfreeze_account")
+            check_text(reason, "reason")
+            if not reason:
+                raise e.InvalidArgument("a freeze or unfreeze needs a reason")
+            acct = self._account(account, "account")
+            if self._state.core.kind(acct) == c.KIND_WALLET:
+                raise e.InvalidArgument(f"{account!r} is a wallet, not an account")
+            if self._state.core.is_frozen(acct) == frozen:
+                state_txt = "frozen" if frozen else "not frozen"
+                raise e.InvalidState(f"account {account!r} is already {state_txt}",
+                                     account=account)
+            self._state.core.set_frozen(acct, frozen)
+            cls = r.AccountFrozen if frozen else r.AccountUnfrozen
+            return self._journal(cls, who, "", account=account, reason=reason)
+
+    def _journal(self, cls: type[R], actor: str, ref: str, **fields: Any) -> Receipt:
+        """Record a command whose state change was just applied; commit unless batching."""
+        state = self._state
+        now = max(self._clock(), state.last_time_ns)
+        rec = cls(position=state.position + 1, time_ns=now, actor=actor, ref=ref, **fields)
+        state.advance(rec)
+        if isinstance(rec, r.Transferred):  # the idempotency index keeps the record itself
+            state.transfer_refs[ref] = rec
+        self._pending.append(rec)  # type: ignore[arg-type]
+        if self._depth == 0:
+            self._commit()
+        return Receipt(position=rec.position, ref=ref)
+
+    def _commit(self) -> None:
+        if not self._pending:
+            return
+        state = self._state
+        version = state.version + 1
+        payload = r.encoder.encode(
+            r.Batch(version=version, first_position=self._pending[0].position,
+                    records=self._pending)
+        )
+        sealed = StoredBatch.seal(version, state.head_digest, payload)
+        try:
+            self._store.append(sealed)
+        except BaseException:
+            self._pending = []
+            self._reload()
+            raise
+        self._pending = []
+        state.version = version
+        state.head_digest = sealed.digest
+        if state.position - self._last_snapshot_position >= self._snapshot_every:
+            self.snapshot()
+
+    def _abort(self, mark: int) -> None:
+        """Roll back the pending records from ``mark`` on (a savepoint): reload the
+        committed state, re-apply the records before ``mark``, and keep the
+        journaled rejections of the rolled-back part."""
+        keep = self._pending[:mark]
+        rejections = [rec for rec in self._pending[mark:] if isinstance(rec, r.CommandRejected)]
+        self._pending = []
+        self._reload()
+        for rec in keep:
+            self._state.apply(rec)
+        self._pending = list(keep)
+        if not rejections:
+            return
+        self._depth += 1
+        try:
+            for rec in rejections:
+                fields = msgspec.structs.asdict(rec)
+                for k in ("position", "time_ns", "actor", "ref"):
+                    fields.pop(k)
+                self._journal(r.CommandRejected, rec.actor, rec.ref, **fields)
+        finally:
+            self._depth -= 1
+        if self._depth == 0:
+            self._commit()
+
+    def _reload(self) -> None:
+        self._state = load_state(self._store, self._state.core_name)
+        self._last_snapshot_position = self._state.position
+
+    def _bulk_result_at(self, position: int, ref: str) -> BulkResult:
+        for rec in self.records(after_position=position - 1):
+            if isinstance(rec, r.TransfersBulk) and rec.position == position:
+                return BulkResult(position=position, ref=ref, applied=rec.outcome.count(0),
+                                  outcomes=rec.outcome, replayed=True)
+            break
+        for rec in self._pending:
+            if isinstance(rec, r.TransfersBulk) and rec.position == position:
+                return BulkResult(position=position, ref=ref, applied=rec.outcome.count(0),
+                                  outcomes=rec.outcome, replayed=True)
+        raise AssertionError(f"bulk ref {ref!r} points at position {position}, not found")
+
+
+def _int64_column(values: Sequence[int], name: str) -> array:  # type: ignore[type-arg]
+    if isinstance(values, array) and values.typecode == "q":
+        return values
+    if isinstance(values, (str, bytes)):
+        raise e.InvalidArgument(f"{name} must be a sequence of ints")
+    try:
+        return array("q", values)
+    except TypeError as exc:
+        if isinstance(values, Iterable) and any(isinstance(v, float) for v in values):
+            raise e.FloatAmount(f"{name}: floats are not accepted; pass ints") from exc
+        raise e.InvalidArgument(f"{name} must be a sequence of ints: {exc}") from exc
+    except OverflowError as exc:
+        raise e.InvalidAmount(f"{name}: a value does not fit int64") from exc
+
+
+def load_state(store: JournalStore, core: str) -> LedgerState:
+    """Latest snapshot plus the journal after it."""
+    state: LedgerState | None = None
+    for version, payload in store.snapshots_desc(limit=1):
+        try:
+            snap = snapshot_decoder.decode(payload)
+        except ValueError as exc:  # msgspec.DecodeError, or UnicodeDecodeError in a str
+            raise e.TamperDetected(f"snapshot at batch {version} does not decode: {exc}",
+                                   version=version) from exc
+        if snap.version != version:
+            raise e.TamperDetected(f"snapshot stored at batch {version} claims {snap.version}",
+                                   version=version)
+        try:
+            state = LedgerState.from_snapshot(snap, core)
+        except (AssertionError, ValueError, TypeError, KeyError, IndexError,
+                OverflowError) as exc:  # the balance table refuses it (broken invariant)
+            raise e.TamperDetected(f"snapshot at batch {version} does not load: {exc!r}",
+                                   version=version) from exc
+        break
+    if state is None:
+        state = LedgerState(core)
+    replay_into(state, store)
+    if state.version and store.last_version() < state.version:
+        # the journal ends before its snapshot: never append past the hole
+        raise e.TamperDetected(
+            f"a snapshot exists at batch {state.version} but the journal ends at batch "
+            f"{store.last_version()} (batches were removed)",
+            version=store.last_version() + 1,
+        )
+    return state
+
+
+def replay_into(
+    state: LedgerState,
+    store: JournalStore,
+    on_batch: Callable[[LedgerState], None] | None = None,
+) -> int:
+    """Apply every stored batch after ``state.version``, checking the chain.
+    Returns the number of records applied."""
+    count = 0
+    for batch in store.read(after_version=state.version):
+        version = state.version + 1
+        verify_link(batch, version, state.head_digest)
+        try:
+            decoded = r.batch_decoder.decode(batch.payload)
+        except ValueError as exc:  # msgspec.DecodeError, or UnicodeDecodeError in a str
+            raise e.TamperDetected(f"batch {version} does not decode: {exc}",
+                                   version=version) from exc
+        if decoded.version != version or decoded.first_position != state.position + 1:
+            raise e.TamperDetected(
+                f"batch {version} claims version {decoded.version} at position "
+                f"{decoded.first_position}; expected position {state.position + 1}",
+                version=version, position=state.position + 1,
+            )
+        try:
+            state.apply_records(decoded.records)
+        except e.TamperDetected as exc:
+            exc.version = version
+            raise
+        count += len(decoded.records)
+        state.version = version
+        state.head_digest = batch.digest
+        if on_batch is not None:
+            on_batch(state)
+    return count
+
+
+def verify_store(
+    store: JournalStore, core: str, expect_head: str | None = None
+) -> tuple[VerifyReport, LedgerState]:
+    """Full replay from position 1 with chain and snapshot checks."""
+    snapshots: dict[int, bytes] = {}
+    for version, payload in store.snapshots_desc():
+        snapshots[version] = payload
+    state = LedgerState(core)
+    checked = 0
+
+    def check_snapshot(st: LedgerState) -> None:
+        nonlocal checked
+        payload = snapshots.get(st.version)
+        if payload is None:
+            return
+        try:
+            snap = snapshot_decoder.decode(payload)
+        except ValueError as exc:  # msgspec.DecodeError, or UnicodeDecodeError in a str
+            raise e.TamperDetected(f"snapshot at batch {st.version} does not decode: {exc}",
+                                   version=st.version) from exc
+        if r.encoder.encode(snap) != r.encoder.encode(st.to_snapshot()):
+            raise e.TamperDetected(
+                f"snapshot at batch {st.version} differs from the replayed state",
+                version=st.version, position=st.position,
+            )
+        checked += 1
+
+    records = replay_into(state, store, check_snapshot)
+    if state.version == 0 and snapshots:
+        raise e.TamperDetected("snapshots exist but the journal is empty", version=1)
+    stale = [v for v in snapshots if v > state.version]
+    if stale:
+        raise e.TamperDetected(
+            f"a snapshot exists at batch {min(stale)} but the journal ends at batch "
+            f"{state.version} (batches were removed)",
+            version=state.version + 1,
+        )
+    if expect_head is not None and state.head_digest.hex() != expect_head.lower():
+        raise e.TamperDetected(
+            f"head digest {state.head_digest.hex()} is not the expected {expect_head}",
+            version=state.version,
+        )
+    state.core.check_invariants()
+    report = VerifyReport(batches=state.version, records=records,
+                          head_digest=state.head_digest.hex(), snapshots_checked=checked)
+    return report, state

@@ -1,0 +1,180 @@
+"""The journal's record types: everything that can happen to money, and nothing else.
+
+This module is the auditor's guide. The journal is a sequence of records,
+each a msgspec ``Struct`` tagged by its ``kind``. Every record carries:
+
+``position``
+    its place in the journal (1, 2, 3, ... with no gaps, across all batches);
+``time_ns``
+    the command time (nanoseconds since the Unix epoch, UTC), given to the
+    ledger with the command: the core never reads a clock;
+``actor``
+    who issued the command (a registered actor, see :class:`ActorRegistered`);
+``ref``
+    the command's reference (``""`` for commands that carry none); deposits are
+    idempotent on (wallet, ref), transfers and bulk transfers on ref.
+
+Amounts are integers in the asset's minor units (``amount_minor``); the asset
+is always named next to the amount. Balances are never stored in the journal:
+they are the fold of these records, and replaying the journal from position 1
+gives exactly the live state.
+
+Encoding: MessagePack, each record an array ``[kind, position, time_ns, actor,
+ref, <the record's own fields in the order declared below>]``. The order of
+fields is therefore part of the format: a new field is only ever appended, with
+a default. :func:`record_to_dict` gives the named form (``solvent journal``
+prints it as JSON lines).
+
+Records are stored in *batches* (:class:`Batch`): one stored event in the
+event store carries many records and is one atomic commit. Each stored batch
+is chained to its predecessor by SHA-256 (see ``solvent.journal``).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Record(msgspec.Struct, tag_field="kind", frozen=True, gc=False, array_like=True):
+    """Header fields every journal record carries."""
+
+    position: int
+    time_ns: int
+    actor: str
+    ref: str = ""
+
+
+class ActorRegistered(Record, tag="actor_registered", frozen=True, kw_only=True):
+    """An actor may now issue commands. ``role`` is one of customer, operator,
+    auditor, system. Auditors can read and verify but issue no commands."""
+
+    name: str
+    role: str
+
+
+class AssetRegistered(Record, tag="asset_registered", frozen=True, kw_only=True):
+    """An asset exists, with amounts in units of ``10**-decimals``. Its number
+    (used by bulk records) is its order of registration, from 0."""
+
+    asset: str
+    decimals: int
+
+
+class AccountOpened(Record, tag="account_opened", frozen=True, kw_only=True):
+    """A customer account (a liability of the exchange) or a company account
+    (company-owned funds: treasury, fees, promotion budgets, guarantee fund).
+    Accounts and wallets share one numbering, in order of opening, from 0."""
+
+    account: str
+    account_kind: str
+
+
+class WalletOpened(Record, tag="wallet_opened", frozen=True, kw_only=True):
+    """A custody wallet of one asset: the reserve side of the books."""
+
+    wallet: str
+    asset: str
+
+
+class Deposited(Record, tag="deposited", frozen=True, kw_only=True):
+    """A confirmed deposit: custody ``wallet`` and ``account`` both grow by
+    ``amount_minor``. (Debit wallet, credit account.)"""
+
+    account: str
+    wallet: str
+    asset: str
+    amount_minor: int
+
+
+class Transferred(Record, tag="transferred", frozen=True, kw_only=True):
+    """``amount_minor`` of ``asset`` moved from one customer/company account's
+    available balance to another's. (Debit from_account, credit to_account.)"""
+
+    from_account: str
+    to_account: str
+    asset: str
+    amount_minor: int
+    memo: str = ""
+
+
+class TransfersBulk(Record, tag="transfers_bulk", frozen=True, kw_only=True):
+    """Many transfers in one command, by account and asset *number*.
+
+    Columns are little-endian int64 arrays of equal length (``from_index``,
+    ``to_index``, ``asset_index``, ``amount_minor``); ``outcome`` holds one
+    result code per item (0 applied; see ``solvent.core.codes``). Items are
+    applied in order, each on its own: a refused item changed nothing.
+    Replaying the columns must reproduce ``outcome`` byte for byte.
+    """
+
+    from_index: bytes
+    to_index: bytes
+    asset_index: bytes
+    amount_minor: bytes
+    outcome: bytes
+
+
+class AccountFrozen(Record, tag="account_frozen", frozen=True, kw_only=True):
+    """The account can no longer be debited or place holds, by anyone, until
+    unfrozen. Credits still arrive."""
+
+    account: str
+    reason: str
+
+
+class AccountUnfrozen(Record, tag="account_unfrozen", frozen=True, kw_only=True):
+    """The freeze on ``account`` is lifted."""
+
+    account: str
+    reason: str
+
+
+class CommandRejected(Record, tag="command_rejected", frozen=True, kw_only=True):
+    """A privileged command (one that spends company funds) was refused. It
+    changed no balance; it is journaled for forensics. ``code`` is the
+    rejection's code (e.g. ``insufficient_funds``); ``message`` its text."""
+
+    command: str
+    code: str
+    message: str
+    account: str
+    asset: str
+    amount_minor: int
+
+
+JournalRecord = (
+    ActorRegistered
+    | AssetRegistered
+    | AccountOpened
+    | WalletOpened
+    | Deposited
+    | Transferred
+    | TransfersBulk
+    | AccountFrozen
+    | AccountUnfrozen
+    | CommandRejected
+)
+
+
+class Batch(msgspec.Struct, frozen=True):
+    """One stored event: the records of one commit, in position order."""
+
+    version: int
+    first_position: int
+    records: list[JournalRecord]
+
+
+encoder = msgspec.msgpack.Encoder()
+batch_decoder = msgspec.msgpack.Decoder(Batch)
+
+
+def record_kind(rec: Record) -> str:
+    """The record's tag, e.g. ``"transferred"``."""
+    tag = type(rec).__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
+
+
+def record_to_dict(rec: Record) -> dict[str, object]:
+    """The record with its kind and named fields (bytes columns stay bytes)."""
+    return {"kind": record_kind(rec), **msgspec.structs.asdict(rec)}
