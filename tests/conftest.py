@@ -1,0 +1,332 @@
+"""Shared fixtures of the ledger tests: real stores, a deterministic clock, a small exchange.
+
+Stores are real: ``memory:`` (eventsourcing's POPO recorders), a SQLite file under
+``tmp_path`` and a PostgreSQL server (``SOLVENT_TEST_POSTGRES_URL``, default
+``postgresql://postgres@127.0.0.1:5432/test``), each PostgreSQL test with its own
+table prefix, dropped afterwards. Without a reachable server the PostgreSQL tests
+are skipped with a message, unless ``SOLVENT_REQUIRE_POSTGRES=1`` (CI), in which case
+they fail.
+
+Helpers used by several modules are plain functions here (``Clock``,
+``build_exchange``, ``observe``, ``RawStore``); test modules import them with
+``from conftest import ...``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+import solvent
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+CLOCK_START_NS = 1_771_000_000_000_000_000  # Feb 2026, when the Bithumb payout happened
+CORES = ("compiled", "python")
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------
+
+
+def postgres_base_url() -> str:
+    return os.environ.get("SOLVENT_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+
+
+def postgres_required() -> bool:
+    return os.environ.get("SOLVENT_REQUIRE_POSTGRES", "") == "1"
+
+
+_pg_probe: dict[str, str | None] = {}
+
+
+def postgres_unreachable_reason() -> str | None:
+    """None when the server answers, else why not (probed once per session)."""
+    base = postgres_base_url()
+    if base not in _pg_probe:
+        import psycopg
+
+        try:
+            with psycopg.connect(_conninfo(base), connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+            _pg_probe[base] = None
+        except Exception as exc:  # any failure to connect means "no server"
+            _pg_probe[base] = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return _pg_probe[base]
+
+
+def _conninfo(url: str) -> str:
+    """The URL without its query (``prefix`` is Solvent's, not libpq's)."""
+    return urlsplit(url)._replace(query="").geturl()
+
+
+def require_postgres() -> None:
+    reason = postgres_unreachable_reason()
+    if reason is None:
+        return
+    message = f"PostgreSQL at {_conninfo(postgres_base_url())} is not reachable ({reason})"
+    if postgres_required():
+        pytest.fail(f"SOLVENT_REQUIRE_POSTGRES=1 but {message}", pytrace=False)
+    pytest.skip(f"{message}; set SOLVENT_TEST_POSTGRES_URL or start the server")
+
+
+def with_prefix(base: str, prefix: str) -> str:
+    return base + ("&" if "?" in base else "?") + f"prefix={prefix}"
+
+
+def drop_postgres_tables(url: str) -> None:
+    import psycopg
+
+    prefix = parse_qs(urlsplit(url).query)["prefix"][0]
+    with psycopg.connect(_conninfo(url), autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {prefix}journal, {prefix}snapshots")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL store URL with a table prefix of its own, dropped afterwards."""
+    require_postgres()
+    url = with_prefix(postgres_base_url(), f"t_{uuid.uuid4().hex[:8]}_")
+    yield url
+    drop_postgres_tables(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Any) -> str:
+    return f"sqlite:///{tmp_path / 'ledger.db'}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses PostgreSQL carries the ``postgres`` marker."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        uses_pg = "pg_url" in getattr(item, "fixturenames", ()) or any(
+            v == "postgresql" for v in params.values()
+        )
+        if uses_pg and item.get_closest_marker("postgres") is None:
+            item.add_marker(pytest.mark.postgres)
+
+
+# -- stores and cores ----------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A fresh store of each backend: ``memory:``, a SQLite file, a PostgreSQL prefix."""
+    if request.param == "memory":
+        yield "memory:"
+    elif request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+    else:
+        require_postgres()
+        url = with_prefix(postgres_base_url(), f"t_{uuid.uuid4().hex[:8]}_")
+        yield url
+        drop_postgres_tables(url)
+
+
+@pytest.fixture(params=CORES)
+def core(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def is_persistent(url: str) -> bool:
+    return not url.startswith("memory")
+
+
+# -- a deterministic clock -----------------------------------------------------------------
+
+
+class Clock:
+    """Nanoseconds since the epoch, advancing ``step_ns`` on every reading."""
+
+    def __init__(self, start_ns: int = CLOCK_START_NS, step_ns: int = 1_000) -> None:
+        self.now_ns = start_ns
+        self.step_ns = step_ns
+        self.readings = 0
+
+    def __call__(self) -> int:
+        self.now_ns += self.step_ns
+        self.readings += 1
+        return self.now_ns
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+# -- a small exchange ----------------------------------------------------------------------
+
+
+@dataclass
+class Exchange:
+    customers: list[str]
+    company: str = "treasury"
+    btc_wallet: str = "btc-cold"
+    krw_wallet: str = "krw-bank"
+    assets: tuple[str, ...] = ("BTC", "KRW")
+    accounts: list[str] = field(default_factory=list)
+
+
+def build_exchange(
+    led: solvent.Ledger,
+    customers: int = 3,
+    *,
+    treasury_btc: str | int | None = None,
+    treasury_krw: str | int | None = None,
+    customer_btc: str | int | None = None,
+) -> Exchange:
+    """BTC (8 decimals) and KRW (0 decimals), a company account "treasury", custody
+    wallets "btc-cold" and "krw-bank", and customers c000, c001, ... Optional
+    deposits fund the treasury and every customer. All in one commit."""
+    names = [f"c{i:03d}" for i in range(customers)]
+    with led.batch():
+        led.register_asset("BTC", decimals=8)
+        led.register_asset("KRW", decimals=0)
+        led.open_account("treasury", kind="company")
+        for name in names:
+            led.open_account(name)
+        led.open_wallet("btc-cold", asset="BTC")
+        led.open_wallet("krw-bank", asset="KRW")
+        if treasury_btc is not None:
+            led.deposit("treasury", "BTC", treasury_btc, wallet="btc-cold", ref="fund-btc")
+        if treasury_krw is not None:
+            led.deposit("treasury", "KRW", treasury_krw, wallet="krw-bank", ref="fund-krw")
+        if customer_btc is not None:
+            for name in names:
+                led.deposit(name, "BTC", customer_btc, wallet="btc-cold", ref=f"dep-{name}")
+    return Exchange(customers=names, accounts=["treasury", *names])
+
+
+@pytest.fixture
+def exchange_builder() -> Any:
+    return build_exchange
+
+
+# -- observing a ledger --------------------------------------------------------------------
+
+
+def balances(led: solvent.Ledger) -> dict[tuple[str, str], tuple[int, int]]:
+    """(available, held) in minor units of every account and wallet in every asset."""
+    return {
+        (acct, asset): led.balance_minor(acct, asset)
+        for acct in led.accounts()
+        for asset in led.assets()
+    }
+
+
+def observe(led: solvent.Ledger, *, journal: bool = True) -> dict[str, Any]:
+    """Everything a command could change: position, version, head, balances, totals,
+    freezes and (``journal=True``) the committed journal records."""
+    seen: dict[str, Any] = {
+        "position": led.position,
+        "version": led.version,
+        "head": led.head_digest,
+        "assets": led.assets(),
+        "accounts": led.accounts(),
+        "balances": balances(led),
+        "totals": [led.totals(a) for a in led.assets()],
+        "frozen": {a: led.is_frozen(a) for a in led.accounts()},
+    }
+    if journal:
+        seen["records"] = list(led.records())
+    return seen
+
+
+def assert_books_balance(led: solvent.Ledger) -> None:
+    """custody == customer + company per asset, no negative balance, core invariants."""
+    for asset in led.assets():
+        t = led.totals(asset)
+        assert t.custody_minor == t.customer_minor + t.company_minor, t
+        assert min(t.custody_minor, t.customer_minor, t.company_minor) >= 0, t
+    for (acct, asset), (available, held) in balances(led).items():
+        assert available >= 0 and held >= 0, (acct, asset, available, held)
+    led.check_invariants()
+
+
+# -- raw access to the stored rows (for tampering) -----------------------------------------
+
+
+class RawStore:
+    """Direct access to the stored journal and snapshot rows, bypassing Solvent.
+
+    Tables are ``{prefix}journal`` and ``{prefix}snapshots`` with columns
+    originator_id, originator_version, topic, state."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parts = urlsplit(url)
+        self.prefix = parse_qs(parts.query).get("prefix", ["solvent_"])[0]
+        self.kind = "sqlite" if parts.scheme == "sqlite" else "postgresql"
+        self._conn: Any
+        if self.kind == "sqlite":
+            self._conn = sqlite3.connect(parts.path[1:])
+            self._conn.execute("PRAGMA synchronous = OFF")  # tampering need not be durable
+        else:
+            import psycopg
+
+            self._conn = psycopg.connect(_conninfo(url), autocommit=True)
+        self._mark = "?" if self.kind == "sqlite" else "%s"
+
+    def table(self, which: str) -> str:
+        assert which in ("journal", "snapshots")
+        return self.prefix + which
+
+    def _run(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        sql = sql.replace("?", self._mark)
+        cur = self._conn.execute(sql, args)
+        rows = cur.fetchall() if cur.description else []
+        if self.kind == "sqlite":
+            self._conn.commit()
+        return rows
+
+    def versions(self, which: str = "journal") -> list[int]:
+        rows = self._run(f"SELECT originator_version FROM {self.table(which)} "
+                         "ORDER BY originator_version")
+        return [int(v) for (v,) in rows]
+
+    def state(self, version: int, which: str = "journal") -> bytes:
+        rows = self._run(f"SELECT state FROM {self.table(which)} WHERE originator_version = ?",
+                         version)
+        assert len(rows) == 1, (which, version, rows)
+        return bytes(rows[0][0])
+
+    def set_state(self, version: int, state: bytes, which: str = "journal") -> None:
+        self._run(f"UPDATE {self.table(which)} SET state = ? WHERE originator_version = ?",
+                  state, version)
+        assert self.state(version, which) == state
+
+    def set_topic(self, version: int, topic: str, which: str = "journal") -> None:
+        self._run(f"UPDATE {self.table(which)} SET topic = ? WHERE originator_version = ?",
+                  topic, version)
+
+    def delete(self, version: int, which: str = "journal") -> None:
+        self._run(f"DELETE FROM {self.table(which)} WHERE originator_version = ?", version)
+        assert version not in self.versions(which)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> RawStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def persistent_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A fresh persistent store: a SQLite file or a PostgreSQL prefix."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+    else:
+        require_postgres()
+        url = with_prefix(postgres_base_url(), f"t_{uuid.uuid4().hex[:8]}_")
+        yield url
+        drop_postgres_tables(url)

@@ -1,0 +1,521 @@
+"""The store contract: every backend (memory, SQLite, PostgreSQL) runs these tests, with
+both balance cores.
+
+Persistence-only behaviour (reopen, a second writer) is skipped on ``memory:``, which
+keeps nothing after the ledger closes and cannot be shared by two ledgers.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+
+import msgspec
+import pytest
+
+import solvent
+from conftest import (
+    Clock,
+    assert_books_balance,
+    balances,
+    build_exchange,
+    drop_postgres_tables,
+    is_persistent,
+    observe,
+    postgres_base_url,
+    require_postgres,
+    with_prefix,
+)
+from solvent import records as r
+
+BTC = 10**8  # satoshi per BTC
+
+
+def open_ledger(url: str, core: str, **kwargs: object) -> solvent.Ledger:
+    kwargs.setdefault("clock", Clock())
+    return solvent.Ledger.open(url, core=core, **kwargs)  # type: ignore[arg-type]
+
+
+def skip_unless_persistent(url: str) -> None:
+    if not is_persistent(url):
+        pytest.skip("memory: keeps nothing once closed and cannot be shared by two ledgers")
+
+
+@pytest.fixture
+def led(store_url: str, core: str) -> Iterator[solvent.Ledger]:
+    ledger = open_ledger(store_url, core)
+    yield ledger
+    ledger.close()
+
+
+def test_open_reports_backend_and_core(led: solvent.Ledger, store_url: str, core: str) -> None:
+    assert led.backend == store_url.split(":")[0]
+    assert led.core == core
+    assert (led.position, led.version) == (0, 0)
+    assert list(led.records()) == []
+
+
+def test_register_open_deposit_transfer_balances(led: solvent.Ledger) -> None:
+    ex = build_exchange(led, customers=2)
+    alice, bob = ex.customers
+    assert led.assets() == ["BTC", "KRW"]
+    assert led.accounts() == ["treasury", alice, bob, "btc-cold", "krw-bank"]
+    assert led.decimals("BTC") == 8 and led.decimals("KRW") == 0
+
+    dep = led.deposit(alice, "BTC", "1.25", wallet="btc-cold", ref="tx-1")
+    assert dep == solvent.Receipt(position=led.position, ref="tx-1", replayed=False)
+    led.deposit(bob, "KRW", 50_000, wallet="krw-bank", ref="wire-1")
+    tr = led.transfer(alice, bob, "BTC", Decimal("0.25"), memo="gift", ref="t-1")
+    assert tr.position == dep.position + 2 == led.position
+
+    assert led.balance(alice, "BTC") == solvent.Balance(Decimal("1.00000000"), Decimal("0E-8"))
+    assert led.balance(bob, "BTC").available == Decimal("0.25")
+    assert led.balance(bob, "KRW") == solvent.Balance(Decimal(50_000), Decimal(0))
+    assert led.balance_minor(alice, "BTC") == (100_000_000, 0)
+    assert led.balance_minor("btc-cold", "BTC") == (125_000_000, 0)
+    assert led.totals("BTC") == solvent.Totals("BTC", 125_000_000, 125_000_000, 0)
+    assert led.totals("KRW") == solvent.Totals("KRW", 50_000, 50_000, 0)
+    assert_books_balance(led)
+
+    last = list(led.records())[-1]
+    assert isinstance(last, r.Transferred)
+    assert (last.from_account, last.to_account, last.asset, last.amount_minor, last.memo) == (
+        alice, bob, "BTC", 25_000_000, "gift")
+    assert (last.actor, last.ref, last.position) == ("system", "t-1", tr.position)
+
+
+def test_every_record_carries_position_time_actor_ref_kind(led: solvent.Ledger) -> None:
+    ex = build_exchange(led, customers=2, treasury_btc=3)
+    led.register_actor("ops-1", "operator")
+    led.transfer("treasury", ex.customers[0], "BTC", 1, ref="promo-1", actor="ops-1")
+    led.freeze_account(ex.customers[1], reason="court order 17", actor="ops-1")
+    recs = list(led.records())
+    assert [rec.position for rec in recs] == list(range(1, led.position + 1))
+    times = [rec.time_ns for rec in recs]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    assert all(rec.actor in ("system", "ops-1") for rec in recs)
+    kinds = {type(rec).__name__ for rec in recs}
+    assert {"AssetRegistered", "AccountOpened", "WalletOpened", "Deposited",
+            "ActorRegistered", "Transferred", "AccountFrozen"} <= kinds
+    transfer, freeze = recs[-2], recs[-1]
+    assert isinstance(transfer, r.Transferred)
+    assert (transfer.actor, transfer.ref) == ("ops-1", "promo-1")
+    assert isinstance(freeze, r.AccountFrozen)
+    assert (freeze.actor, freeze.account, freeze.reason) == (
+        "ops-1", ex.customers[1], "court order 17")
+    # stored positionally: the tag, then the header, then the record's own fields
+    encoded = msgspec.msgpack.decode(r.encoder.encode(freeze))
+    assert encoded == ["account_frozen", freeze.position, freeze.time_ns, "ops-1", "",
+                       ex.customers[1], "court order 17"]
+    assert r.record_to_dict(freeze) == {
+        "kind": "account_frozen", "position": freeze.position, "time_ns": freeze.time_ns,
+        "actor": "ops-1", "ref": "", "account": ex.customers[1], "reason": "court order 17"}
+
+
+def test_deposit_is_idempotent_on_wallet_and_ref(led: solvent.Ledger) -> None:
+    ex = build_exchange(led, customers=2)
+    alice = ex.customers[0]
+    first = led.deposit(alice, "BTC", "0.5", wallet="btc-cold", ref="txid-9")
+    before = observe(led)
+    again = led.deposit(alice, "BTC", Decimal("0.50000000"), wallet="btc-cold", ref="txid-9")
+    assert again == solvent.Receipt(position=first.position, ref="txid-9", replayed=True)
+    assert observe(led) == before
+    assert led.balance_minor(alice, "BTC") == (50_000_000, 0)
+
+    # the same ref on another wallet is another deposit
+    led.open_wallet("btc-hot", asset="BTC")
+    other = led.deposit(alice, "BTC", "0.5", wallet="btc-hot", ref="txid-9")
+    assert not other.replayed and other.position == led.position
+    assert led.balance_minor(alice, "BTC") == (100_000_000, 0)
+
+
+def test_transfer_is_idempotent_on_ref(led: solvent.Ledger) -> None:
+    ex = build_exchange(led, customers=2, customer_btc=1)
+    alice, bob = ex.customers
+    first = led.transfer(alice, bob, "BTC", "0.1", ref="pay-1", memo="rent")
+    before = observe(led)
+    again = led.transfer(alice, bob, "BTC", "0.10", ref="pay-1", memo="rent")
+    assert again == solvent.Receipt(position=first.position, ref="pay-1", replayed=True)
+    assert observe(led) == before
+    assert led.balance_minor(bob, "BTC") == (110_000_000, 0)
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "kwargs"),
+    [
+        ("deposit", ("c000", "BTC", "0.6"), {"wallet": "btc-cold", "ref": "d-1"}),
+        ("deposit", ("c001", "BTC", "0.5"), {"wallet": "btc-cold", "ref": "d-1"}),
+        ("transfer", ("c000", "c001", "BTC", "0.2"), {"ref": "t-1"}),
+        ("transfer", ("c001", "c000", "BTC", "0.1"), {"ref": "t-1"}),
+        ("transfer", ("c000", "c001", "BTC", "0.1"), {"ref": "t-1", "memo": "other"}),
+        ("transfer", ("c000", "c001", "KRW", 1), {"ref": "t-1"}),
+    ],
+)
+def test_same_ref_with_other_content_is_duplicate_ref(
+    led: solvent.Ledger, command: str, args: tuple[object, ...], kwargs: dict[str, str]
+) -> None:
+    build_exchange(led, customers=2, customer_btc=1)
+    led.deposit("c000", "KRW", 5, wallet="krw-bank", ref="k-1")
+    led.deposit("c000", "BTC", "0.5", wallet="btc-cold", ref="d-1")
+    led.transfer("c000", "c001", "BTC", "0.1", ref="t-1")
+    before = observe(led)
+    with pytest.raises(solvent.DuplicateRef) as info:
+        getattr(led, command)(*args, **kwargs)
+    assert info.value.code == "duplicate_ref"
+    assert kwargs["ref"] in str(info.value)
+    assert observe(led) == before
+
+
+def test_batch_commits_many_commands_at_once(led: solvent.Ledger, store_url: str) -> None:
+    ex = build_exchange(led, customers=5, treasury_krw=1_000)
+    assert led.version == 1  # build_exchange is one group commit
+    start = led.position
+    with led.batch():
+        for i, cust in enumerate(ex.customers):
+            led.transfer("treasury", cust, "KRW", 100, ref=f"promo-{i}")
+        # commands inside the block see the earlier ones
+        assert led.balance_minor("treasury", "KRW") == (500, 0)
+        assert list(led.records(after_position=start)) == []  # not committed yet
+    assert led.version == 2
+    assert led.position == start + 5
+    committed = list(led.records(after_position=start))
+    assert [rec.ref for rec in committed] == [f"promo-{i}" for i in range(5)]
+    if is_persistent(store_url):
+        again = solvent.Ledger.open(store_url, core=led.core)
+        try:
+            assert balances(again) == balances(led)
+        finally:
+            again.close()
+
+
+def test_batch_is_all_or_nothing(led: solvent.Ledger, store_url: str) -> None:
+    ex = build_exchange(led, customers=3, treasury_krw=1_000, customer_btc="0.5")
+    before = observe(led)
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), led.batch():
+        led.deposit(ex.customers[0], "BTC", "2", wallet="btc-cold", ref="in-batch-1")
+        led.transfer(ex.customers[0], ex.customers[1], "BTC", "2.1", ref="in-batch-2")
+        led.transfer("treasury", ex.customers[2], "KRW", 999, ref="in-batch-3")
+        led.freeze_account(ex.customers[1], reason="in batch")
+        led.open_account("late-customer")
+        led.transfer_many([0], [1], [1], [1], ref="in-batch-4")
+        assert led.balance_minor(ex.customers[1], "BTC") == (260_000_000, 0)
+        raise Boom("the caller fails before the block ends")
+    assert observe(led) == before
+    assert "late-customer" not in led.accounts()
+    assert not led.is_frozen(ex.customers[1])
+    # the refs were not consumed: the same commands can run again
+    again = led.deposit(ex.customers[0], "BTC", "2", wallet="btc-cold", ref="in-batch-1")
+    assert not again.replayed and again.position == before["position"] + 1
+    led.verify()
+    if is_persistent(store_url):
+        other = solvent.Ledger.open(store_url, core=led.core)
+        try:
+            assert observe(other) == observe(led)
+        finally:
+            other.close()
+
+
+def test_nested_batch_that_raises_takes_no_effect(led: solvent.Ledger) -> None:
+    build_exchange(led, customers=1, treasury_krw=100)
+    with led.batch():
+        with pytest.raises(RuntimeError), led.batch():
+            led.transfer("treasury", "c000", "KRW", 10, ref="inner")
+            raise RuntimeError("the nested block fails")
+        led.transfer("treasury", "c000", "KRW", 1, ref="outer")
+    assert led.balance_minor("c000", "KRW") == (1, 0)
+
+
+def test_rejection_caught_inside_batch_keeps_the_other_commands(led: solvent.Ledger) -> None:
+    ex = build_exchange(led, customers=2, customer_btc=1)
+    alice, bob = ex.customers
+    with led.batch():
+        led.transfer(alice, bob, "BTC", "0.5", ref="ok-1")
+        with pytest.raises(solvent.InsufficientFunds):
+            led.transfer(alice, bob, "BTC", "0.6", ref="too-much")
+        led.transfer(bob, alice, "BTC", "0.25", ref="ok-2")
+    assert led.balance_minor(alice, "BTC") == (75_000_000, 0)
+    assert led.balance_minor(bob, "BTC") == (125_000_000, 0)
+    assert [rec.ref for rec in led.records(after_position=led.position - 2)] == ["ok-1", "ok-2"]
+
+
+def test_freeze_and_unfreeze_are_journaled(led: solvent.Ledger) -> None:
+    ex = build_exchange(led, customers=2, customer_btc=1)
+    alice, bob = ex.customers
+    led.freeze_account(alice, reason="phantom balance under review")
+    assert led.is_frozen(alice)
+    with pytest.raises(solvent.AccountFrozen):
+        led.transfer(alice, bob, "BTC", "0.1", ref="t-frozen")
+    led.transfer(bob, alice, "BTC", "0.1", ref="t-credit")  # credits still arrive
+    led.unfreeze_account(alice, reason="review closed")
+    led.transfer(alice, bob, "BTC", "0.1", ref="t-after")
+    kinds = [(type(rec).__name__, getattr(rec, "reason", None))
+             for rec in led.records(after_position=led.position - 4)]
+    assert kinds == [
+        ("AccountFrozen", "phantom balance under review"),
+        ("Transferred", None),
+        ("AccountUnfrozen", "review closed"),
+        ("Transferred", None),
+    ]
+
+
+def test_verify_passes_on_a_clean_store(led: solvent.Ledger) -> None:
+    ex = build_exchange(led, customers=3, treasury_btc=10)
+    for i, cust in enumerate(ex.customers):
+        led.transfer("treasury", cust, "BTC", 1, ref=f"p-{i}")
+    led.transfer_many([1, 2], [2, 3], [0, 0], [10, 20], ref="bulk-1")
+    report = led.verify()
+    assert report.batches == led.version == 5
+    assert report.records == led.position == len(list(led.records()))
+    assert report.head_digest == led.head_digest
+    assert len(bytes.fromhex(report.head_digest)) == 32
+    assert led.verify(expect_head=led.head_digest) == report
+    with pytest.raises(solvent.TamperDetected) as info:
+        led.verify(expect_head="00" * 32)
+    assert info.value.version == led.version
+
+
+def test_verify_inside_batch_is_refused(led: solvent.Ledger) -> None:
+    build_exchange(led, customers=1)
+    with led.batch():
+        led.open_account("x")
+        with pytest.raises(solvent.InvalidState):
+            led.verify()
+
+
+def test_closed_ledger_refuses_commands_and_reads_of_the_journal(
+    store_url: str, core: str
+) -> None:
+    led = open_ledger(store_url, core)
+    build_exchange(led, customers=1)
+    led.close()
+    led.close()  # closing twice is harmless
+    with pytest.raises(solvent.LedgerClosed):
+        led.open_account("late")
+    with pytest.raises(solvent.LedgerClosed):
+        led.verify()
+    with pytest.raises(solvent.LedgerClosed):
+        list(led.records())
+
+
+def test_close_and_reopen_gives_identical_state(store_url: str, core: str) -> None:
+    skip_unless_persistent(store_url)
+    led = open_ledger(store_url, core)
+    ex = build_exchange(led, customers=4, treasury_btc=5, treasury_krw=10_000,
+                        customer_btc="0.001")
+    for i, cust in enumerate(ex.customers):
+        led.transfer("treasury", cust, "KRW", 2_000, ref=f"krw-{i}")
+    led.freeze_account(ex.customers[0], reason="kyc")
+    led.transfer_many([2, 3], [3, 4], [0, 0], [1, 999_999_999], ref="bulk-1")
+    before = observe(led)
+    led.close()
+    for reopen_core in ("compiled", "python"):
+        again = solvent.Ledger.open(store_url, core=reopen_core)
+        try:
+            assert observe(again) == before
+            assert again.verify().head_digest == before["head"]
+        finally:
+            again.close()
+    # the reopened ledger continues the same journal
+    again = solvent.Ledger.open(store_url, core=core)
+    try:
+        again.transfer(ex.customers[1], ex.customers[2], "BTC", "0.0001", ref="after")
+        assert again.version == before["version"] + 1
+        assert again.verify().records == before["position"] + 1
+    finally:
+        again.close()
+
+
+def test_reopen_sees_every_committed_command(store_url: str, core: str) -> None:
+    skip_unless_persistent(store_url)
+    led = open_ledger(store_url, core)
+    ex = build_exchange(led, customers=2, customer_btc=1)
+    led.transfer(ex.customers[0], ex.customers[1], "BTC", "0.3", ref="t-1")
+    expected = observe(led)
+    led.close()
+    for reopen_core in ("compiled", "python"):
+        again = solvent.Ledger.open(store_url, core=reopen_core)
+        try:
+            assert observe(again) == expected
+            assert again.verify().records == expected["position"]
+        finally:
+            again.close()
+
+
+def test_snapshots_are_written_and_checked(store_url: str, core: str) -> None:
+    led = open_ledger(store_url, core, snapshot_every=4)
+    ex = build_exchange(led, customers=3, customer_btc=2)
+    for i in range(10):
+        a, b = ex.customers[i % 3], ex.customers[(i + 1) % 3]
+        led.transfer(a, b, "BTC", "0.01", ref=f"t-{i}")
+    report = led.verify()
+    # the group commit of build_exchange (11 records), then every 4th transfer, snapshot
+    assert report.snapshots_checked >= 3
+    assert_books_balance(led)
+    if is_persistent(store_url):
+        led.transfer(ex.customers[0], ex.customers[1], "BTC", "0.01", ref="tail-1")
+        # a second ledger opens from the last snapshot plus the tail after it
+        other = solvent.Ledger.open(store_url, core=core)
+        try:
+            assert observe(other) == observe(led)
+            assert other.verify().snapshots_checked == report.snapshots_checked
+        finally:
+            other.close()
+    led.close()
+
+
+def test_snapshot_then_reopen_with_each_core(store_url: str, core: str) -> None:
+    skip_unless_persistent(store_url)
+    led = open_ledger(store_url, core, snapshot_every=3)
+    ex = build_exchange(led, customers=2, treasury_btc=1)
+    for i in range(7):
+        led.transfer("treasury", ex.customers[i % 2], "BTC", "0.01", ref=f"t-{i}")
+    led.snapshot()
+    expected = observe(led)
+    led.close()
+    for reopen_core in ("compiled", "python"):
+        again = solvent.Ledger.open(store_url, core=reopen_core)
+        try:
+            assert observe(again) == expected
+            assert again.verify().snapshots_checked > 0
+        finally:
+            again.close()
+
+
+def _two_writers(url: str, core: str) -> tuple[solvent.Ledger, solvent.Ledger]:
+    first = open_ledger(url, core)
+    build_exchange(first, customers=2, customer_btc=1)
+    second = open_ledger(url, core)
+    assert observe(second) == observe(first)
+    return first, second
+
+
+def test_second_writer_is_fenced(store_url: str, core: str) -> None:
+    skip_unless_persistent(store_url)
+    first, second = _two_writers(store_url, core)
+    try:
+        first.deposit("c000", "BTC", "1", wallet="btc-cold", ref="first-1")
+        expected = observe(first)
+        with pytest.raises(solvent.WriterFenced) as info:
+            second.deposit("c001", "BTC", "7", wallet="btc-cold", ref="second-1")
+        assert isinstance(info.value, solvent.StoreError)
+        # the fenced command is discarded; the second ledger reloaded the store
+        assert observe(second) == expected
+        assert second.balance_minor("c001", "BTC") == (100_000_000, 0)
+        assert all(rec.ref != "second-1" for rec in second.records())
+        second.verify()
+        first.verify()
+        # one chain: versions 1..n, positions 1..m, no record from the fenced command
+        third = solvent.Ledger.open(store_url, core=core)
+        try:
+            assert observe(third) == expected
+            report = third.verify()
+            assert (report.batches, report.records) == (first.version, first.position)
+        finally:
+            third.close()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_fencing_works_both_ways_and_history_never_forks(store_url: str, core: str) -> None:
+    skip_unless_persistent(store_url)
+    first, second = _two_writers(store_url, core)
+    try:
+        first.transfer("c000", "c001", "BTC", "0.1", ref="a-1")
+        with pytest.raises(solvent.WriterFenced):
+            second.transfer("c001", "c000", "BTC", "0.2", ref="b-1")
+        # reloaded, the second writer is current again and may write ...
+        second.transfer("c001", "c000", "BTC", "0.2", ref="b-2")
+        # ... and now the first is the stale one
+        with pytest.raises(solvent.WriterFenced):
+            first.transfer("c000", "c001", "BTC", "0.3", ref="a-2")
+        assert observe(first) == observe(second)
+        refs = [rec.ref for rec in first.records() if isinstance(rec, r.Transferred)]
+        assert refs == ["a-1", "b-2"]
+        assert first.balance_minor("c000", "BTC") == (110_000_000, 0)
+        first.verify()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_fenced_group_commit_discards_the_whole_batch(store_url: str, core: str) -> None:
+    skip_unless_persistent(store_url)
+    first, second = _two_writers(store_url, core)
+    try:
+        with pytest.raises(solvent.WriterFenced), second.batch():
+            second.transfer("c000", "c001", "BTC", "0.5", ref="b-1")
+            second.open_account("from-second")
+            first.transfer("c001", "c000", "BTC", "0.5", ref="a-1")  # commits first
+            second.transfer("c001", "c000", "BTC", "0.1", ref="b-2")
+        expected = observe(first)
+        assert observe(second) == expected
+        assert "from-second" not in second.accounts()
+        assert [rec.ref for rec in second.records() if isinstance(rec, r.Transferred)] == ["a-1"]
+        second.verify()
+        third = solvent.Ledger.open(store_url, core=core)
+        try:
+            assert observe(third) == expected
+        finally:
+            third.close()
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.postgres
+def test_postgresql_ledgers_open_concurrently() -> None:
+    """Processes and threads opening ledgers on one database at the same moment (a
+    primary and a standby starting together, many prefixes) all succeed."""
+    require_postgres()
+    shared = with_prefix(postgres_base_url(), f"t_{uuid.uuid4().hex[:8]}_")
+    own = [with_prefix(postgres_base_url(), f"t_{uuid.uuid4().hex[:8]}_") for _ in range(4)]
+    failures: list[BaseException] = []
+
+    def opener(url: str) -> None:
+        try:
+            for target in (url, shared, url, shared):
+                solvent.Ledger.open(target).close()
+        except BaseException as exc:  # collected and reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=opener, args=(url,)) for url in own]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert failures == []
+    finally:
+        for url in [shared, *own]:
+            drop_postgres_tables(url)
+
+
+def test_nested_batch_keeps_outer_commands_and_journaled_rejections(
+    led: solvent.Ledger,
+) -> None:
+    """A nested block is a savepoint: what came before it in the outer block stays,
+    and a company-funded rejection inside the rolled-back block stays journaled."""
+    build_exchange(led, customers=2, treasury_krw=100)
+    start = led.position
+    with led.batch():
+        led.transfer("treasury", "c000", "KRW", 5, ref="before")
+        with pytest.raises(solvent.InsufficientFunds), led.batch():
+            led.transfer("treasury", "c001", "KRW", 7, ref="inner-ok")
+            led.transfer("treasury", "c001", "KRW", 1_000, ref="inner-too-much")
+        led.transfer("treasury", "c000", "KRW", 1, ref="after")
+    assert led.balance_minor("c000", "KRW") == (6, 0)
+    assert led.balance_minor("c001", "KRW") == (0, 0)
+    kinds = [(type(rec).__name__, rec.ref) for rec in led.records(after_position=start)]
+    assert kinds == [
+        ("Transferred", "before"),
+        ("CommandRejected", "inner-too-much"),
+        ("Transferred", "after"),
+    ]
+    led.verify()

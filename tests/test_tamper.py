@@ -1,0 +1,458 @@
+"""Tampering with the stored bytes is detected, and the detection names the batch.
+
+Each test builds a journal of several batches on a real store (a SQLite file, a
+PostgreSQL prefix), closes the ledger, then edits the stored rows directly with
+sqlite3 / psycopg, as an intruder with database access would. ``Ledger.open(url)``
+followed by ``verify()``, and ``solvent.ledger.verify_store``, must raise
+``solvent.TamperDetected`` whose ``version`` is the tampered batch. (``Ledger.open``
+may itself raise when the damage lies in what it reads: that is detection too.)
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import msgspec
+import pytest
+
+import solvent
+from conftest import Clock, RawStore, build_exchange, observe
+from solvent import records as r
+from solvent.journal import StoredBatch
+from solvent.ledger import verify_store
+from solvent.state import snapshot_decoder
+from solvent.store import JournalStore
+
+BTC = 10**8
+BATCHES = 6
+
+
+def build_journal(url: str, core: str = "compiled", **kwargs: Any) -> dict[str, Any]:
+    """Six batches (one group commit each), closed with a snapshot at batch 6."""
+    led = solvent.Ledger.open(url, core=core, clock=Clock(), **kwargs)
+    ex = build_exchange(led, customers=3, customer_btc=1, treasury_krw=10_000)  # batch 1
+    a, b, c = ex.customers
+    with led.batch():  # batch 2
+        led.transfer(a, b, "BTC", "0.1", ref="t-1")
+        led.transfer(b, c, "BTC", "0.2", ref="t-2")
+    led.transfer(c, a, "BTC", "0.05", ref="t-3")  # batch 3
+    with led.batch():  # batch 4
+        for i, cust in enumerate(ex.customers):
+            led.transfer("treasury", cust, "KRW", 2_000, ref=f"promo-{i}")
+    led.transfer_many([1, 2], [2, 3], [0, 1], [1_000, 500], ref="bulk-1")  # batch 5
+    led.freeze_account(c, reason="review")  # batch 6
+    assert led.version == BATCHES
+    seen = observe(led)
+    led.close()
+    return seen
+
+
+def detect(url: str, core: str = "compiled") -> solvent.TamperDetected:
+    """Both detectors must refuse the store; return what Ledger.open/verify raised."""
+    store = JournalStore(url)
+    try:
+        with pytest.raises(solvent.TamperDetected) as by_store:
+            verify_store(store, core)
+    finally:
+        store.close()
+    with pytest.raises(solvent.TamperDetected) as by_ledger:
+        led = solvent.Ledger.open(url, core=core)
+        try:
+            led.verify()
+        finally:
+            led.close()
+    assert by_ledger.value.version == by_store.value.version, (by_ledger.value, by_store.value)
+    return by_ledger.value
+
+
+def flip(data: bytes, index: int, mask: int = 0x01) -> bytes:
+    out = bytearray(data)
+    out[index] ^= mask
+    return bytes(out)
+
+
+@pytest.fixture
+def raw(persistent_url: str) -> Any:
+    with RawStore(persistent_url) as store:
+        yield store
+
+
+def test_clean_journal_verifies(persistent_url: str, raw: RawStore, core: str) -> None:
+    seen = build_journal(persistent_url, core)
+    assert raw.versions() == list(range(1, BATCHES + 1))
+    assert raw.versions("snapshots") == [BATCHES]
+    led = solvent.Ledger.open(persistent_url, core=core)
+    try:
+        report = led.verify(expect_head=seen["head"])
+        assert (report.batches, report.records) == (BATCHES, seen["position"])
+        assert report.snapshots_checked == 1
+        assert observe(led) == seen
+    finally:
+        led.close()
+
+
+@pytest.mark.parametrize("version", [1, 3, BATCHES])
+def test_flipped_byte_in_the_middle_of_a_batch(
+    persistent_url: str, raw: RawStore, version: int
+) -> None:
+    build_journal(persistent_url)
+    state = raw.state(version)
+    raw.set_state(version, flip(state, len(state) // 2))
+    assert detect(persistent_url).version == version
+
+
+@pytest.mark.parametrize("field", ["prev_digest", "digest", "payload"])
+def test_changed_byte_in_each_field_of_a_batch(
+    persistent_url: str, raw: RawStore, field: str
+) -> None:
+    build_journal(persistent_url)
+    fields = msgspec.msgpack.decode(raw.state(3))
+    assert set(fields) == {"prev_digest", "digest", "payload"}
+    fields[field] = flip(fields[field], len(fields[field]) // 2, 0x10)
+    raw.set_state(3, msgspec.msgpack.encode(fields))
+    assert detect(persistent_url).version == 3
+
+
+def test_every_single_bit_flip_of_a_batch_is_detected(tmp_path: Any) -> None:
+    """Flip each bit of one stored batch in turn (SQLite): always TamperDetected, batch 4."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    build_journal(url)
+    with RawStore(url) as raw:
+        state = raw.state(4)
+        store = JournalStore(url)
+        try:
+            for i in range(len(state)):
+                for mask in (0x01, 0x80):
+                    raw.set_state(4, flip(state, i, mask))
+                    with pytest.raises(solvent.TamperDetected) as info:
+                        verify_store(store, "compiled")
+                    assert info.value.version == 4, (i, mask, info.value)
+        finally:
+            store.close()
+        raw.set_state(4, state)
+    detect_nothing(url)
+
+
+def detect_nothing(url: str) -> None:
+    led = solvent.Ledger.open(url)
+    try:
+        led.verify()
+    finally:
+        led.close()
+
+
+def test_deleted_middle_batch(persistent_url: str, raw: RawStore) -> None:
+    build_journal(persistent_url)
+    raw.delete(3)
+    exc = detect(persistent_url)
+    assert exc.version == 3
+    assert "missing" in str(exc) or "out of order" in str(exc)
+
+
+def test_deleted_last_batch_while_a_later_snapshot_exists(
+    persistent_url: str, raw: RawStore
+) -> None:
+    build_journal(persistent_url)
+    assert raw.versions("snapshots") == [BATCHES]
+    raw.delete(BATCHES)
+    assert detect(persistent_url).version == BATCHES
+
+
+def test_ledger_does_not_write_past_a_hole_at_the_end(
+    persistent_url: str, raw: RawStore
+) -> None:
+    """With batch 6 gone but its snapshot present, a ledger must not open and append
+    batch 7 on top of the hole."""
+    build_journal(persistent_url)
+    raw.delete(BATCHES)
+    with pytest.raises(solvent.TamperDetected) as info:
+        led = solvent.Ledger.open(persistent_url)
+        try:
+            led.open_account("late")
+        finally:
+            led.close()
+    assert info.value.version == BATCHES
+    assert raw.versions() == list(range(1, BATCHES))
+
+
+def test_swapped_batches(persistent_url: str, raw: RawStore) -> None:
+    build_journal(persistent_url)
+    two, four = raw.state(2), raw.state(4)
+    raw.set_state(2, four)
+    raw.set_state(4, two)
+    assert detect(persistent_url).version == 2
+
+
+def test_swapped_neighbours(persistent_url: str, raw: RawStore) -> None:
+    build_journal(persistent_url)
+    four, five = raw.state(4), raw.state(5)
+    raw.set_state(4, five)
+    raw.set_state(5, four)
+    assert detect(persistent_url).version == 4
+
+
+def test_batch_replaced_by_a_copy_of_another(persistent_url: str, raw: RawStore) -> None:
+    build_journal(persistent_url)
+    raw.set_state(5, raw.state(3))
+    assert detect(persistent_url).version == 5
+
+
+def test_changed_topic(persistent_url: str, raw: RawStore) -> None:
+    build_journal(persistent_url)
+    raw.set_topic(3, "solvent.journal:StoredSnapshot")
+    assert detect(persistent_url).version == 3
+
+
+def test_unknown_topic(persistent_url: str, raw: RawStore) -> None:
+    build_journal(persistent_url)
+    raw.set_topic(2, "solvent.journal:NoSuchClass")
+    assert detect(persistent_url).version == 2
+
+
+def test_topic_naming_another_module_is_not_imported(
+    persistent_url: str, raw: RawStore, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Verifying an untrusted store must not import code its rows name (``this`` prints
+    the Zen of Python when imported)."""
+    build_journal(persistent_url)
+    assert "this" not in sys.modules
+    raw.set_topic(3, "this:s")
+    raw.set_topic(BATCHES, "this:s", "snapshots")
+    assert detect(persistent_url).version == BATCHES  # the snapshot is read first
+    raw.set_topic(BATCHES, "solvent.journal:StoredSnapshot", "snapshots")
+    assert detect(persistent_url).version == 3
+    assert "this" not in sys.modules
+    assert "Beautiful is better than ugly" not in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("where", ["middle", "start", "end"])
+def test_tampered_snapshot_row(persistent_url: str, raw: RawStore, where: str) -> None:
+    build_journal(persistent_url)
+    state = raw.state(BATCHES, "snapshots")
+    index = {"middle": len(state) // 2, "start": 0, "end": len(state) - 1}[where]
+    raw.set_state(BATCHES, flip(state, index), "snapshots")
+    assert detect(persistent_url).version == BATCHES
+
+
+def test_every_single_bit_flip_of_a_snapshot_is_detected(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    build_journal(url)
+    with RawStore(url) as raw:
+        state = raw.state(BATCHES, "snapshots")
+        for i in range(len(state)):
+            for mask in (0x01, 0x80):
+                raw.set_state(BATCHES, flip(state, i, mask), "snapshots")
+                assert detect(url).version == BATCHES, (i, mask)
+        raw.set_state(BATCHES, state, "snapshots")
+    detect_nothing(url)
+
+
+def forge_snapshot(raw: RawStore, version: int, edit: Any) -> None:
+    """Rewrite the snapshot at ``version`` as a well-formed but lying snapshot."""
+    envelope = msgspec.msgpack.decode(raw.state(version, "snapshots"))
+    snap = snapshot_decoder.decode(envelope["payload"])
+    forged = edit(msgspec.structs.asdict(snap))
+    envelope["payload"] = r.encoder.encode(forged)
+    raw.set_state(version, msgspec.msgpack.encode(envelope), "snapshots")
+
+
+def test_forged_snapshot_that_moves_money_between_customers(
+    persistent_url: str, raw: RawStore
+) -> None:
+    """The forged snapshot keeps every invariant (so it loads), yet verify catches it."""
+    seen = build_journal(persistent_url)
+
+    def move_one_satoshi(snap: dict[str, Any]) -> dict[str, Any]:
+        rows = snap["core"]["balances"]
+        c0 = next(i for i, row in enumerate(rows) if row[0] == 1 and row[1] == 0)
+        c1 = next(i for i, row in enumerate(rows) if row[0] == 2 and row[1] == 0)
+        rows[c0] = (rows[c0][0], rows[c0][1], rows[c0][2] - 1, rows[c0][3])
+        rows[c1] = (rows[c1][0], rows[c1][1], rows[c1][2] + 1, rows[c1][3])
+        return snap
+
+    forge_snapshot(raw, BATCHES, move_one_satoshi)
+    led = solvent.Ledger.open(persistent_url)
+    try:
+        # the lie loads (it balances) ...
+        assert led.balance_minor("c000", "BTC") == (seen["balances"][("c000", "BTC")][0] - 1, 0)
+        # ... and the full replay exposes it
+        with pytest.raises(solvent.TamperDetected) as info:
+            led.verify()
+        assert info.value.version == BATCHES
+    finally:
+        led.close()
+    assert detect(persistent_url).version == BATCHES
+
+
+def test_forged_snapshot_that_creates_money(persistent_url: str, raw: RawStore) -> None:
+    """A snapshot in which a customer holds more than custody does not even load."""
+    build_journal(persistent_url)
+
+    def credit_a_customer(snap: dict[str, Any]) -> dict[str, Any]:
+        rows = snap["core"]["balances"]
+        i = next(i for i, row in enumerate(rows) if row[0] == 1 and row[1] == 0)
+        rows[i] = (rows[i][0], rows[i][1], rows[i][2] + 2_000 * BTC, rows[i][3])
+        return snap
+
+    forge_snapshot(raw, BATCHES, credit_a_customer)
+    assert detect(persistent_url).version == BATCHES
+
+
+def test_older_snapshot_tampered(persistent_url: str, raw: RawStore) -> None:
+    seen = build_journal(persistent_url, snapshot_every=5)
+    versions = raw.versions("snapshots")
+    assert len(versions) >= 3 and versions[-1] == BATCHES
+    older = versions[len(versions) // 2]
+    assert older < BATCHES
+    state = raw.state(older, "snapshots")
+    raw.set_state(older, flip(state, len(state) // 2), "snapshots")
+    # opening reads only the newest snapshot: it still opens, with the right balances
+    led = solvent.Ledger.open(persistent_url)
+    try:
+        assert observe(led) == seen
+        with pytest.raises(solvent.TamperDetected) as info:
+            led.verify()
+        assert info.value.version == older
+    finally:
+        led.close()
+
+
+def test_open_is_snapshot_plus_tail(persistent_url: str, raw: RawStore) -> None:
+    """Corrupting batch 1 does not disturb opening from the snapshot at batch 6 (opening
+    did not replay from zero), but verify's full replay finds it."""
+    seen = build_journal(persistent_url)
+    state = raw.state(1)
+    raw.set_state(1, flip(state, len(state) // 2))
+    led = solvent.Ledger.open(persistent_url)
+    try:
+        assert observe(led, journal=False) == {k: v for k, v in seen.items() if k != "records"}
+        with pytest.raises(solvent.TamperDetected) as info:
+            led.verify()
+        assert info.value.version == 1
+    finally:
+        led.close()
+
+
+def test_tampered_tail_after_the_snapshot_is_caught_by_open(
+    persistent_url: str, raw: RawStore
+) -> None:
+    build_journal(persistent_url, snapshot_every=10**6)
+    led = solvent.Ledger.open(persistent_url, clock=Clock(2 * 10**18))
+    led.transfer("c000", "c001", "BTC", "0.01", ref="tail-1")
+    led.transfer("c000", "c001", "BTC", "0.01", ref="tail-2")
+    led._store.close()  # a crash: no closing snapshot, batches 7 and 8 are the tail
+    assert raw.versions("snapshots") == [BATCHES]
+    state = raw.state(BATCHES + 1)
+    raw.set_state(BATCHES + 1, flip(state, len(state) // 2))
+    with pytest.raises(solvent.TamperDetected) as info:
+        solvent.Ledger.open(persistent_url)
+    assert info.value.version == BATCHES + 1
+
+
+def append_forged_batch(url: str, records: list[r.JournalRecord]) -> str:
+    """Append a batch with a correct hash chain, as a forger with the code would."""
+    store = JournalStore(url)
+    try:
+        head = bytes(32)
+        last = None
+        for last in store.read():
+            head = last.digest
+        assert last is not None
+        version = last.originator_version + 1
+        payload = r.encoder.encode(
+            r.Batch(version=version, first_position=records[0].position, records=records))
+        sealed = StoredBatch.seal(version, head, payload)
+        store.append(sealed)
+        return sealed.digest.hex()
+    finally:
+        store.close()
+
+
+def test_forged_batch_that_creates_money_does_not_replay(
+    persistent_url: str, raw: RawStore
+) -> None:
+    seen = build_journal(persistent_url)
+    raw.delete(BATCHES, "snapshots")  # make the ledger replay the forged tail
+    forged = r.Transferred(position=seen["position"] + 1, time_ns=2 * 10**18, actor="system",
+                           ref="forged", from_account="c001", to_account="c000", asset="BTC",
+                           amount_minor=2_000 * BTC)
+    append_forged_batch(persistent_url, [forged])
+    exc = detect(persistent_url)
+    assert exc.version == BATCHES + 1
+    assert exc.position == seen["position"] + 1
+
+
+def test_forged_valid_batch_is_caught_only_by_the_anchored_head(
+    persistent_url: str, raw: RawStore
+) -> None:
+    seen = build_journal(persistent_url)
+    forged = r.Transferred(position=seen["position"] + 1, time_ns=2 * 10**18, actor="system",
+                           ref="forged", from_account="c001", to_account="c000", asset="BTC",
+                           amount_minor=1)
+    forged_head = append_forged_batch(persistent_url, [forged])
+    store = JournalStore(persistent_url)
+    try:
+        report, _ = verify_store(store, "compiled")  # a well-formed chain ...
+        assert report.head_digest == forged_head
+        with pytest.raises(solvent.TamperDetected) as info:  # ... but not the head we kept
+            verify_store(store, "compiled", expect_head=seen["head"])
+        assert info.value.version == BATCHES + 1
+    finally:
+        store.close()
+
+
+def test_truncated_journal_is_caught_by_the_anchored_head(
+    persistent_url: str, raw: RawStore
+) -> None:
+    seen = build_journal(persistent_url)
+    raw.delete(BATCHES)
+    raw.delete(BATCHES, "snapshots")  # a careful intruder removes the snapshot as well
+    detect_nothing(persistent_url)  # the chain that is left is well-formed ...
+    store = JournalStore(persistent_url)
+    try:
+        with pytest.raises(solvent.TamperDetected) as info:  # ... but ends too early
+            verify_store(store, "compiled", expect_head=seen["head"])
+        assert info.value.version == BATCHES - 1
+    finally:
+        store.close()
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def solvent_verify(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "solvent", "verify", url, *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def test_cli_verify(persistent_url: str, raw: RawStore) -> None:
+    seen = build_journal(persistent_url)
+    clean = solvent_verify(persistent_url)
+    assert clean.returncode == 0, clean.stderr
+    assert clean.stdout.startswith("OK")
+    assert seen["head"] in clean.stdout
+    assert f"{BATCHES} batches" in clean.stdout
+
+    anchored = solvent_verify(persistent_url, "--expect-head", seen["head"])
+    assert anchored.returncode == 0, anchored.stderr
+    wrong = solvent_verify(persistent_url, "--expect-head", "ab" * 32)
+    assert wrong.returncode == 1
+    assert "TAMPERED" in wrong.stdout + wrong.stderr
+
+    state = raw.state(3)
+    raw.set_state(3, flip(state, len(state) // 2))
+    tampered = solvent_verify(persistent_url)
+    assert tampered.returncode == 1
+    output = tampered.stdout + tampered.stderr
+    assert "TAMPERED" in output and "batch 3" in output
+    assert "OK" not in tampered.stdout
+
+
+def test_cli_verify_bad_url() -> None:
+    result = solvent_verify("mysql://nowhere/x")
+    assert result.returncode == 2
+    assert "unknown store URL" in result.stderr
