@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -456,3 +457,14 @@ def test_cli_verify_bad_url() -> None:
     result = solvent_verify("mysql://nowhere/x")
     assert result.returncode == 2
     assert "unknown store URL" in result.stderr
+
+
+def test_cli_verify_of_a_missing_journal_is_an_error_and_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    proc = subprocess.run(
+        [sys.executable, "-m", "solvent", "verify", f"sqlite:///{missing}"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "does not exist" in proc.stderr
+    assert not missing.exists()

@@ -8,17 +8,20 @@ from collections.abc import Sequence
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from solvent.errors import SolventError
+    from solvent.errors import SolventError, StoreError
     from solvent.ledger import verify_store
     from solvent.store import JournalStore, redact
 
     try:
-        store = JournalStore(args.url)
+        store = JournalStore(args.url, create=False)
     except SolventError as exc:
         print(f"solvent verify: {exc}", file=sys.stderr)
         return 2
     try:
         report, state = verify_store(store, args.core, args.expect_head)
+    except StoreError as exc:
+        print(f"solvent verify: {exc}", file=sys.stderr)
+        return 2
     except SolventError as exc:
         print(f"TAMPERED {redact(args.url)}: {exc}", file=sys.stderr)
         return 1

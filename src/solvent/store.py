@@ -19,9 +19,10 @@ which this module reports as :class:`~solvent.errors.WriterFenced`.
 
 from __future__ import annotations
 
+import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -41,10 +42,7 @@ from solvent.errors import StoreError, TamperDetected, WriterFenced
 from solvent.journal import JOURNAL_ID, StoredBatch, StoredSnapshot, make_mapper
 
 READ_PAGE_BATCHES = 256
-_BATCH_FIELDS = ("prev_digest", "digest", "payload")
 # checked before the mapper sees a row: it would import whatever module a topic names
-_BATCH_TOPIC = get_topic(StoredBatch)
-_SNAPSHOT_TOPIC = get_topic(StoredSnapshot)
 CREATE_TABLE_ATTEMPTS = 10
 _PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
 
@@ -52,8 +50,12 @@ _PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
 class JournalStore:
     """Append and read journal batches and snapshots in one backend."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        """Open the store at ``url``; with ``create=False`` (auditing an existing
+        journal) a missing SQLite file or missing tables are a StoreError, and
+        nothing is created."""
         self.url = url
+        self.create = create
         self.mapper = make_mapper()
         self._datastore: Any = None
         self.backend, self.journal, self.snapshots = self._open(url)
@@ -97,11 +99,14 @@ class JournalStore:
         db = unquote(path[1:] if path.startswith("/") else path)
         if not db:
             raise StoreError("sqlite URL names no file")
+        if not self.create and not os.path.exists(db):
+            raise StoreError(f"no ledger at {db!r}: the file does not exist")
         self._datastore = SQLiteDatastore(db, lock_timeout=10)
         journal = SQLiteApplicationRecorder(self._datastore, events_table_name=prefix + "journal")
         snapshots = SQLiteAggregateRecorder(self._datastore, events_table_name=prefix + "snapshots")
-        journal.create_table()
-        snapshots.create_table()
+        if self.create:
+            journal.create_table()
+            snapshots.create_table()
         return "sqlite", journal, snapshots
 
     def _open_postgres(
@@ -129,7 +134,7 @@ class JournalStore:
         snapshots = PostgresAggregateRecorder(
             self._datastore, events_table_name=prefix + "snapshots"
         )
-        for attempt in range(CREATE_TABLE_ATTEMPTS):
+        for attempt in range(CREATE_TABLE_ATTEMPTS if self.create else 0):
             try:
                 journal.create_table()
                 snapshots.create_table()
@@ -158,8 +163,14 @@ class JournalStore:
         except PersistenceError as e:
             raise StoreError(f"commit of batch {batch.originator_version} failed: {e}") from e
 
+    def _select(self, recorder: AggregateRecorder, **kwargs: Any) -> Sequence[StoredEvent]:
+        try:
+            return recorder.select_events(JOURNAL_ID, **kwargs)
+        except PersistenceError as e:
+            raise StoreError(f"cannot read {redact(self.url)}: {e}") from e
+
     def last_version(self) -> int:
-        events = self.journal.select_events(JOURNAL_ID, desc=True, limit=1)
+        events = self._select(self.journal, desc=True, limit=1)
         return events[0].originator_version if events else 0
 
     def read(self, after_version: int = 0) -> Iterator[StoredBatch]:
@@ -169,7 +180,7 @@ class JournalStore:
         """
         gt = after_version
         while True:
-            page = self.journal.select_events(JOURNAL_ID, gt=gt, limit=READ_PAGE_BATCHES)
+            page = self._select(self.journal, gt=gt, limit=READ_PAGE_BATCHES)
             for stored in page:
                 yield self._decode_batch(stored)
             if len(page) < READ_PAGE_BATCHES:
@@ -177,34 +188,37 @@ class JournalStore:
             gt = page[-1].originator_version
 
     def _decode_batch(self, stored: StoredEvent) -> StoredBatch:
-        if stored.topic != _BATCH_TOPIC:
+        batch = self._decode(stored, StoredBatch, ("prev_digest", "digest", "payload"), "batch")
+        assert isinstance(batch, StoredBatch)
+        return batch
+
+    def _decode(
+        self, stored: StoredEvent, cls: type, fields: tuple[str, ...], what: str
+    ) -> object:
+        """Decode a stored journal batch or snapshot; anything unexpected is tampering.
+
+        The topic is checked before eventsourcing resolves it, so a forged topic
+        never imports a module. The mapper sets attributes from the stored dict
+        without a constructor, so every field is checked to be there, as bytes.
+        """
+        version = stored.originator_version
+        if stored.topic != get_topic(cls):
             raise TamperDetected(
-                f"batch {stored.originator_version}: stored topic {stored.topic!r} "
-                "is not a journal batch",
-                version=stored.originator_version,
+                f"{what} {version}: stored topic {stored.topic!r} is not a journal {what}",
+                version=version,
             )
         try:
-            batch = self.mapper.to_domain_event(stored)
+            obj = self.mapper.to_domain_event(stored)
         except (MapperDeserialisationError, TopicError, ValueError, TypeError) as e:
             raise TamperDetected(
-                f"batch {stored.originator_version}: stored bytes do not decode ({e})",
-                version=stored.originator_version,
+                f"{what} {version}: stored bytes do not decode ({e})", version=version
             ) from e
-        if not isinstance(batch, StoredBatch):
+        if not all(isinstance(getattr(obj, f, None), bytes) for f in fields):
             raise TamperDetected(
-                f"batch {stored.originator_version}: stored topic {stored.topic!r} "
-                "is not a journal batch",
-                version=stored.originator_version,
+                f"{what} {version}: malformed envelope (fields {sorted(vars(obj))})",
+                version=version,
             )
-        # the mapper sets attributes from the stored dict without a constructor:
-        # a changed key name leaves a field missing
-        if not all(isinstance(getattr(batch, f, None), bytes) for f in _BATCH_FIELDS):
-            raise TamperDetected(
-                f"batch {stored.originator_version}: malformed envelope (fields "
-                f"{sorted(vars(batch))})",
-                version=stored.originator_version,
-            )
-        return batch
+        return obj
 
     # -- snapshots ------------------------------------------------------------
 
@@ -221,27 +235,9 @@ class JournalStore:
 
     def snapshots_desc(self, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
         """(version, payload) of the snapshots, newest first (at most ``limit``)."""
-        for stored in self.snapshots.select_events(JOURNAL_ID, desc=True, limit=limit):
-            if stored.topic != _SNAPSHOT_TOPIC:
-                raise TamperDetected(
-                    f"snapshot at batch {stored.originator_version} has topic {stored.topic!r}",
-                    version=stored.originator_version,
-                )
-            try:
-                snap = self.mapper.to_domain_event(stored)
-            except (MapperDeserialisationError, TopicError, ValueError, TypeError) as e:
-                raise TamperDetected(
-                    f"snapshot at batch {stored.originator_version} does not decode ({e})",
-                    version=stored.originator_version,
-                ) from e
-            if not isinstance(snap, StoredSnapshot) or not isinstance(
-                getattr(snap, "payload", None), bytes
-            ):
-                raise TamperDetected(
-                    f"snapshot at batch {stored.originator_version} has topic {stored.topic!r}"
-                    " or a malformed envelope",
-                    version=stored.originator_version,
-                )
+        for stored in self._select(self.snapshots, desc=True, limit=limit):
+            snap = self._decode(stored, StoredSnapshot, ("payload",), "snapshot at batch")
+            assert isinstance(snap, StoredSnapshot)
             yield snap.originator_version, snap.payload
 
     def close(self) -> None:
