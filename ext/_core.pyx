@@ -62,6 +62,7 @@ cdef enum:
     SAME_ACCOUNT = 8
     INSUFFICIENT_HELD = 9
     WRONG_KIND = 10
+    COVERAGE = 11
 
 cdef enum:
     KIND_CUSTOMER = 0
@@ -84,7 +85,8 @@ def _verify_constants():
         (OVERFLOW, c.OVERFLOW), (INVALID_AMOUNT, c.INVALID_AMOUNT),
         (UNKNOWN_ACCOUNT, c.UNKNOWN_ACCOUNT), (UNKNOWN_ASSET, c.UNKNOWN_ASSET),
         (SAME_ACCOUNT, c.SAME_ACCOUNT), (INSUFFICIENT_HELD, c.INSUFFICIENT_HELD),
-        (WRONG_KIND, c.WRONG_KIND), (KIND_CUSTOMER, c.KIND_CUSTOMER),
+        (WRONG_KIND, c.WRONG_KIND), (COVERAGE, c.COVERAGE),
+        (KIND_CUSTOMER, c.KIND_CUSTOMER),
         (KIND_COMPANY, c.KIND_COMPANY), (KIND_WALLET, c.KIND_WALLET),
         (MAX_ACCOUNTS, c.MAX_ACCOUNTS), (MAX_ASSETS, c.MAX_ASSETS),
         (INT64_MAX, c.INT64_MAX),
@@ -92,7 +94,7 @@ def _verify_constants():
     for mine, theirs in pairs:
         if mine != theirs:
             raise ImportError(f"solvent._core constants out of date with codes.py: {pairs}")
-    if len(c.CODE_NAMES) != WRONG_KIND + 1 or set(c.KIND_NAMES) != {0, 1, 2}:
+    if len(c.CODE_NAMES) != COVERAGE + 1 or set(c.KIND_NAMES) != {0, 1, 2}:
         raise ImportError("solvent._core: codes.py has codes/kinds this core does not know")
 
 
@@ -105,6 +107,7 @@ ctypedef struct AssetBook:
     Py_ssize_t available_len
     Py_ssize_t held_len
     int64_t totals[3]       # [customer_total, company_total, custody_total]
+    int64_t cap             # the twin's _caps[asset]: see set_liability_cap
 
 
 # -- small C helpers -------------------------------------------------------------
@@ -240,6 +243,7 @@ cdef class BalanceTable:
             self._books = books
             self._assets_cap = cap
         memset(&self._books[self._n_assets], 0, sizeof(AssetBook))
+        self._books[self._n_assets].cap = INT64_MAX
         self._n_assets += 1
         return self._n_assets - 1
 
@@ -281,6 +285,16 @@ cdef class BalanceTable:
         self._wallet_assets = was
         self._accounts_cap = cap
         return 0
+
+    def set_liability_cap(self, asset, cap):
+        """Cap customer liabilities of ``asset`` for company-funded credits (see the twin)."""
+        cdef Py_ssize_t a = _list_index(asset, self._n_assets, True)
+        if not 0 <= cap <= INT64_MAX:
+            raise ValueError(f"cap {cap} is outside 0..INT64_MAX")
+        self._books[a].cap = cap
+
+    def liability_cap(self, asset):
+        return self._books[_list_index(asset, self._n_assets, False)].cap
 
     def kind(self, account):
         return self._kinds[_list_index(account, self._n_accounts, False)]
@@ -388,6 +402,9 @@ cdef class BalanceTable:
                 return INSUFFICIENT_FUNDS
         if ck == KIND_WALLET and _get(book.available, book.available_len, credit) < amount:
             return INSUFFICIENT_FUNDS
+        if (dk == KIND_COMPANY and ck == KIND_CUSTOMER
+                and book.totals[KIND_CUSTOMER] > book.cap - amount):
+            return COVERAGE
         cdef int64_t custody_delta = (amount if dk == KIND_WALLET else 0) - (
             amount if ck == KIND_WALLET else 0
         )

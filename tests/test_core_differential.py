@@ -116,6 +116,12 @@ commands = st.one_of(
     st.tuples(st.just("add_asset")),
     st.tuples(st.just("add_account"), st.sampled_from([0, 0, 1, 2, 2, 3, -1]), st.integers(-2, 4)),
     st.tuples(st.just("set_frozen"), accounts, st.one_of(st.booleans(), st.integers(0, 2))),
+    st.tuples(
+        st.just("set_liability_cap"),
+        st.integers(-1, 3),
+        st.sampled_from([0, 1, 500, 5_000, 10**6, INT64_MAX, -1, INT64_MAX + 1]),
+    ),
+    st.tuples(st.just("liability_cap"), st.integers(-1, 3)),
     st.tuples(st.sampled_from(["available", "held"]), indices, indices),
     st.tuples(st.just("total"), indices, st.integers(-4, 3)),
     st.tuples(st.sampled_from(["kind", "wallet_asset", "is_frozen"]), indices),
@@ -168,6 +174,7 @@ def full_view(table: Any) -> dict[str, Any]:
     view["totals"] = [
         [table.total(a, k) for k in sorted(c.KIND_NAMES)] for a in range(table.n_assets)
     ]
+    view["caps"] = [table.liability_cap(a) for a in range(table.n_assets)]
     view["reads"] = [
         (table.available(acct, a), table.held(acct, a))
         for a in range(table.n_assets)

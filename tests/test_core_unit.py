@@ -114,7 +114,13 @@ def _frozen_hold(k: Book) -> int:
     return k.t.hold(k.u, k.a, 1)
 
 
+def _capped(k: Book, amount: int) -> int:
+    k.t.set_liability_cap(k.a, 1_050)  # customers hold 1,050 of asset a: no room left
+    return k.t.post(k.co, k.u, k.a, amount)
+
+
 REFUSALS += [
+    ("company credit above cap", lambda k: _capped(k, 1), c.COVERAGE),
     ("frozen debit", _frozen_refusal, c.ACCOUNT_FROZEN),
     ("frozen hold", _frozen_hold, c.ACCOUNT_FROZEN),
     ("bulk deposit", lambda k: bulk_one(k.t, k.w, k.u, k.a, 5), c.WRONG_KIND),
@@ -729,3 +735,25 @@ def test_post_many_paths_agree(items: list[tuple[int, int, int, int]]) -> None:
     assert applied == outs[0].count(c.OK)
     assert snapshot(fast) == snapshot(slow) == snapshot(spec)
     fast.check_invariants()
+
+
+def test_liability_cap_binds_only_company_to_customer_credits() -> None:
+    k = Book()
+    t = k.t
+    t.set_liability_cap(k.a, 1_055)  # room for 5 more of customer liabilities
+    assert t.liability_cap(k.a) == 1_055
+    assert t.post(k.co, k.u, k.a, 6) == c.COVERAGE
+    assert t.post(k.co, k.u, k.a, 5) == c.OK
+    assert t.post(k.co, k.v, k.a, 1) == c.COVERAGE
+    # deposits and customer-to-customer transfers are not capped; a company
+    # debit to a wallet (the company withdrawing) is not either
+    assert t.post(k.w, k.u, k.a, 100) == c.OK
+    assert t.post(k.u, k.v, k.a, 10) == c.OK
+    assert t.post(k.co, k.w, k.a, 1) == c.OK
+    with pytest.raises(ValueError):
+        t.set_liability_cap(k.a, -1)
+    with pytest.raises(ValueError):
+        t.set_liability_cap(k.a, INT64_MAX + 1)
+    t.set_liability_cap(k.a, INT64_MAX)
+    assert t.post(k.co, k.u, k.a, 4) == c.OK
+    t.check_invariants()

@@ -22,6 +22,7 @@ UNKNOWN_ASSET: Final = 7
 SAME_ACCOUNT: Final = 8
 INSUFFICIENT_HELD: Final = 9
 WRONG_KIND: Final = 10
+COVERAGE: Final = 11
 
 CODE_NAMES: Final[dict[int, str]] = {
     OK: "ok",
@@ -35,6 +36,7 @@ CODE_NAMES: Final[dict[int, str]] = {
     SAME_ACCOUNT: "same_account",
     INSUFFICIENT_HELD: "insufficient_held",
     WRONG_KIND: "wrong_kind",
+    COVERAGE: "coverage",
 }
 
 # Account kinds. Customer and company accounts are liabilities/equity of the

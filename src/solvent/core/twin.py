@@ -20,7 +20,7 @@ Check order (both cores return the *first* failing code, in this order):
 INVALID_AMOUNT, UNKNOWN_ASSET, UNKNOWN_ACCOUNT (debit, then credit),
 SAME_ACCOUNT, ASSET_MISMATCH (debit, then credit), WRONG_KIND,
 ACCOUNT_FROZEN (debit side), INSUFFICIENT_FUNDS / INSUFFICIENT_HELD
-(debit side, then credit side), OVERFLOW. Single-account operations
+(debit side, then credit side), COVERAGE, OVERFLOW. Single-account operations
 (hold, release) check INVALID_AMOUNT, UNKNOWN_ASSET, UNKNOWN_ACCOUNT,
 WRONG_KIND, ACCOUNT_FROZEN (hold only), then the balance.
 
@@ -42,6 +42,7 @@ class BalanceTable:
 
     __slots__ = (
         "_available",
+        "_caps",
         "_frozen",
         "_held",
         "_kinds",
@@ -58,6 +59,9 @@ class BalanceTable:
         self._held: list[dict[int, int]] = []
         # per asset: [customer_total, company_total, custody_total]
         self._totals: list[list[int]] = []
+        # per asset: the most customer liabilities a company-funded credit may
+        # lead to (the attested reserves); INT64_MAX when the asset has none
+        self._caps: list[int] = []
 
     # -- registration -----------------------------------------------------
 
@@ -76,6 +80,7 @@ class BalanceTable:
         self._available.append({})
         self._held.append({})
         self._totals.append([0, 0, 0])
+        self._caps.append(c.INT64_MAX)
         return len(self._totals) - 1
 
     def add_account(self, kind: int, wallet_asset: int = -1) -> int:
@@ -104,6 +109,22 @@ class BalanceTable:
 
     def is_frozen(self, account: int) -> bool:
         return self._frozen[account]
+
+    def set_liability_cap(self, asset: int, cap: int) -> None:
+        """Cap customer liabilities of ``asset`` for company-funded credits.
+
+        A posting from a company account to a customer account that would lift
+        the customer total of ``asset`` above ``cap`` is refused with COVERAGE
+        (deposits and customer-to-customer transfers are not capped). The ledger
+        sets the cap to the attested reserves; ``INT64_MAX`` lifts it.
+        """
+        self._caps[asset]  # an unknown asset is an IndexError first, as in reads
+        if not 0 <= cap <= c.INT64_MAX:
+            raise ValueError(f"cap {cap} is outside 0..INT64_MAX")
+        self._caps[asset] = cap
+
+    def liability_cap(self, asset: int) -> int:
+        return self._caps[asset]
 
     # -- reads --------------------------------------------------------------
 
@@ -174,6 +195,12 @@ class BalanceTable:
                 return c.INSUFFICIENT_FUNDS
         if ck == c.KIND_WALLET and avail.get(credit, 0) < amount:
             return c.INSUFFICIENT_FUNDS
+        if (
+            dk == c.KIND_COMPANY
+            and ck == c.KIND_CUSTOMER
+            and totals[c.KIND_CUSTOMER] > self._caps[asset] - amount
+        ):
+            return c.COVERAGE
         custody_delta = (amount if dk == c.KIND_WALLET else 0) - (
             amount if ck == c.KIND_WALLET else 0
         )
