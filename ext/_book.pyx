@@ -1,0 +1,1176 @@
+# cython: language_level=3
+"""The compiled order book (``solvent._book``): a mirror of ``solvent/matching/twin.py``.
+
+``twin.py`` is the readable specification (its docstring documents every
+command, check order, event and limit); this module implements the same
+``OrderBook`` over C structs, with Python objects only at the boundary. Read the
+two side by side; the differential tests hold them to identical outputs.
+
+Storage (all C memory from ``PyMem_Raw*``, so ``tracemalloc`` sees it; freed in
+``__dealloc__``):
+
+* **order pool**: an array of 40-byte ``Order`` structs with a free list. Each
+  order is linked into its price level's FIFO (``prev``/``next``, int32 indices).
+* **level pool**: ``Level`` structs with a free list. The levels of a side form a
+  doubly linked list sorted best price first (``prev``/``next``), so the best
+  price, the next best and ``depth`` are O(1) per level; a treap over the same
+  levels (``left``/``right``/``prio``, keyed by ``price`` for asks and ``-price``
+  for bids) finds where a new level goes in O(log levels).
+* **two open-addressing hash tables** (16-byte slots holding an int64 key and
+  an int32 index, linear probing, backward-shift deletion, load <= 5/8): order
+  id -> order, signed price key -> level. No Python object per order.
+* no per-account index: ``orders_of`` scans the pool (a read for audits and
+  tests; the ledger keeps its own open orders per account), so the matching
+  path touches no account lists.
+
+Every command runs as: boundary checks (Python ints -> int64; an int that does
+not fit becomes -1, which fails the same range check as in the twin), pure
+checks, ``_reserve`` (grows pools and tables *before* anything changes), then
+the mutation, which cannot fail except when growing the event buffer (a
+``MemoryError`` then leaves a consistent book with the command half applied).
+
+Events are written to one growable int64 buffer as 8-int records (row index +
+the twin's 7-int event); ``submit`` turns them into tuples, ``process_many``
+appends the whole buffer to the caller's ``array('q')`` in one copy.
+"""
+
+cimport cython
+from cpython cimport array as carray
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
+from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc, PyMem_RawRealloc
+from cpython.bool cimport PyBool_Check
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, uint8_t
+from libc.string cimport memset
+
+import array as _pyarray
+
+from solvent.matching import codes as c
+
+cdef extern from *:
+    """
+    static inline uint64_t solvent_mix64(uint64_t x) {
+        x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; return x;
+    }
+    static inline uint32_t solvent_xorshift32(uint32_t *s) {
+        uint32_t x = *s; x ^= x << 13; x ^= x >> 17; x ^= x << 5; *s = x; return x;
+    }
+    """
+    uint64_t solvent_mix64(uint64_t x) noexcept nogil
+    uint32_t solvent_xorshift32(uint32_t* s) noexcept nogil
+
+cdef extern from *:
+    """
+    #define solvent_prefetch(p) __builtin_prefetch((const void*)(p), 1, 3)
+    #include <stdint.h>
+    #include <stddef.h>
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    #endif
+    /* Ask for transparent huge pages on the 2 MiB-aligned inside of a big array:
+       random access over tens of MB otherwise misses the TLB on most rows. */
+    static void solvent_advise_huge(void *p, size_t bytes) {
+    #if defined(__linux__) && defined(MADV_HUGEPAGE)
+        const uintptr_t huge = (uintptr_t)1 << 21;
+        uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+        uintptr_t hi = ((uintptr_t)p + bytes) & ~(huge - 1);
+        if (bytes >= 2 * huge && hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    #else
+        (void)p; (void)bytes;
+    #endif
+    }
+    """
+    void solvent_prefetch(const void* p) noexcept nogil
+    void solvent_advise_huge(void* p, size_t n) noexcept nogil
+
+
+# Codes and constants: the values of ``solvent.matching.codes`` (checked at import).
+cdef enum:
+    OK = 0
+    INVALID_ORDER_ID = 1
+    INVALID_ACCOUNT = 2
+    INVALID_PARAMS = 3
+    INVALID_PRICE = 4
+    INVALID_QTY = 5
+    DUPLICATE_ORDER_ID = 6
+    POST_ONLY_WOULD_TAKE = 7
+    FOK_UNFILLABLE = 8
+    BOOK_FULL = 9
+    UNKNOWN_ORDER = 10
+    AMEND_WOULD_CROSS = 11
+
+cdef enum:
+    BUY = 0
+    SELL = 1
+    LIMIT = 0
+    MARKET = 1
+    GTC = 0
+    IOC = 1
+    FOK = 2
+    STP_NONE = 0
+    EXPIRE_TAKER = 1
+    EXPIRE_MAKER = 2
+    EXPIRE_BOTH = 3
+    EV_FILL = 1
+    EV_MAKER_EXPIRED = 2
+    EV_RESTING = 3
+    EV_FILLED = 4
+    EV_EXPIRED = 5
+    EV_STP_EXPIRED = 6
+    EV_CANCELED = 7
+    EV_AMENDED = 8
+    OP_LIMIT = 0
+    OP_MARKET = 1
+    OP_CANCEL = 2
+    OP_AMEND = 3
+    FLAG_TIF_MASK = 3
+    FLAG_POST_ONLY = 4
+    FLAG_STP_SHIFT = 3
+    FLAGS_ALL = 31
+    REC = 8                      # int64s per event record (row index + 7)
+    MAX_ORDERS_LIMIT = 1 << 23
+    DEFAULT_MAX_ORDERS = 1 << 21
+    MIN_POOL = 1024
+    PREFETCH_0 = 16               # rows ahead: hash slot of the order id
+    PREFETCH_1 = 8               # rows ahead: the resting order of a cancel/amend
+    PREFETCH_2 = 4               # rows ahead: its neighbours and level
+    MIN_TABLE = 1024
+
+cdef int64_t INT64_MAX_ = 0x7FFFFFFFFFFFFFFF
+cdef int64_t MAX_ORDER_ID = 0x7FFFFFFFFFFFFFFF
+cdef int64_t MAX_ACCOUNT = 0x7FFFFFFFFFFFFFFF
+cdef int64_t MAX_PRICE_TICKS = 1000000000000
+cdef int64_t MAX_QTY_LOTS = 1000000000000
+cdef int64_t MAX_QUOTE_BUDGET = 0x7FFFFFFFFFFFFFFF
+
+STATE_FORMAT = "solvent.book/1"
+
+
+def _verify_constants():
+    """Fail the import if the C constants above drift from ``matching/codes.py``."""
+    pairs = (
+        (OK, c.OK), (INVALID_ORDER_ID, c.INVALID_ORDER_ID), (INVALID_ACCOUNT, c.INVALID_ACCOUNT),
+        (INVALID_PARAMS, c.INVALID_PARAMS), (INVALID_PRICE, c.INVALID_PRICE),
+        (INVALID_QTY, c.INVALID_QTY), (DUPLICATE_ORDER_ID, c.DUPLICATE_ORDER_ID),
+        (POST_ONLY_WOULD_TAKE, c.POST_ONLY_WOULD_TAKE), (FOK_UNFILLABLE, c.FOK_UNFILLABLE),
+        (BOOK_FULL, c.BOOK_FULL), (UNKNOWN_ORDER, c.UNKNOWN_ORDER),
+        (AMEND_WOULD_CROSS, c.AMEND_WOULD_CROSS),
+        (BUY, c.BUY), (SELL, c.SELL), (LIMIT, c.LIMIT), (MARKET, c.MARKET), (GTC, c.GTC),
+        (IOC, c.IOC), (FOK, c.FOK), (STP_NONE, c.STP_NONE), (EXPIRE_TAKER, c.EXPIRE_TAKER),
+        (EXPIRE_MAKER, c.EXPIRE_MAKER), (EXPIRE_BOTH, c.EXPIRE_BOTH), (EV_FILL, c.EV_FILL),
+        (EV_MAKER_EXPIRED, c.EV_MAKER_EXPIRED), (EV_RESTING, c.EV_RESTING),
+        (EV_FILLED, c.EV_FILLED), (EV_EXPIRED, c.EV_EXPIRED),
+        (EV_STP_EXPIRED, c.EV_STP_EXPIRED), (EV_CANCELED, c.EV_CANCELED),
+        (EV_AMENDED, c.EV_AMENDED), (OP_LIMIT, c.OP_LIMIT), (OP_MARKET, c.OP_MARKET),
+        (OP_CANCEL, c.OP_CANCEL), (OP_AMEND, c.OP_AMEND), (FLAG_TIF_MASK, c.FLAG_TIF_MASK),
+        (FLAG_POST_ONLY, c.FLAG_POST_ONLY), (FLAG_STP_SHIFT, c.FLAG_STP_SHIFT),
+        (FLAGS_ALL, c.FLAGS_ALL), (REC, c.BULK_EVENT_FIELDS),
+        (MAX_ORDERS_LIMIT, c.MAX_ORDERS_LIMIT), (DEFAULT_MAX_ORDERS, c.DEFAULT_MAX_ORDERS),
+        (MAX_ORDER_ID, c.MAX_ORDER_ID), (MAX_ACCOUNT, c.MAX_ACCOUNT),
+        (MAX_PRICE_TICKS, c.MAX_PRICE_TICKS), (MAX_QTY_LOTS, c.MAX_QTY_LOTS),
+        (MAX_QUOTE_BUDGET, c.MAX_QUOTE_BUDGET), (INT64_MAX_, c.INT64_MAX),
+        (STATE_FORMAT, "solvent.book/1"),
+    )
+    for mine, theirs in pairs:
+        if mine != theirs:
+            raise ImportError(f"solvent._book constants out of date with codes.py: {pairs}")
+    if len(c.CODE_NAMES) != AMEND_WOULD_CROSS + 1 or len(c.EVENT_NAMES) != EV_AMENDED:
+        raise ImportError("solvent._book: codes.py has codes/events this book does not know")
+
+
+_verify_constants()
+
+
+ctypedef struct Order:
+    int64_t order_id
+    int64_t qty             # remaining lots
+    int64_t account
+    int32_t level           # index of its level; -1 when the slot is free
+    int32_t prev            # FIFO within the level
+    int32_t next            # FIFO within the level; the free list when free
+
+ctypedef struct Level:
+    int64_t key             # price (asks) or -price (bids): ascending key = better price
+    int64_t price
+    int64_t total           # sum of the orders' qty
+    int32_t count
+    int32_t head            # first order in (oldest)
+    int32_t tail
+    int32_t prev            # better level of the side; -1 for the best
+    int32_t next            # worse level; also the free list when free
+    int32_t left            # treap
+    int32_t right
+    uint32_t prio
+    int32_t side
+
+ctypedef struct Slot:
+    int64_t key             # 0 = empty slot
+    int32_t val
+    int32_t pad_
+
+ctypedef struct Table:
+    Slot* slots             # key and value side by side: one cache line per probe
+    Py_ssize_t cap          # a power of two
+    Py_ssize_t count
+
+
+# -- hash tables -----------------------------------------------------------------------------
+
+cdef int _tbl_alloc(Table* t, Py_ssize_t cap) except -1:
+    t.slots = <Slot*>PyMem_RawMalloc(<size_t>cap * sizeof(Slot))
+    if t.slots == NULL:
+        raise MemoryError("order book hash table")
+    solvent_advise_huge(t.slots, <size_t>cap * sizeof(Slot))
+    memset(t.slots, 0, <size_t>cap * sizeof(Slot))
+    t.cap = cap
+    t.count = 0
+    return 0
+
+
+cdef void _tbl_free(Table* t) noexcept:
+    PyMem_RawFree(t.slots)
+    t.slots = NULL
+    t.cap = 0
+    t.count = 0
+
+
+cdef inline Py_ssize_t _tbl_home(const Table* t, int64_t key) noexcept nogil:
+    return <Py_ssize_t>(solvent_mix64(<uint64_t>key) & <uint64_t>(t.cap - 1))
+
+
+cdef inline Py_ssize_t _tbl_find(const Table* t, int64_t key) noexcept nogil:
+    """Slot of ``key`` (never 0), or -1."""
+    cdef Py_ssize_t mask = t.cap - 1
+    cdef Py_ssize_t i = _tbl_home(t, key)
+    cdef int64_t k
+    while True:
+        k = t.slots[i].key
+        if k == key:
+            return i
+        if k == 0:
+            return -1
+        i = (i + 1) & mask
+
+
+cdef inline int32_t _tbl_get(const Table* t, int64_t key) noexcept nogil:
+    cdef Py_ssize_t i = _tbl_find(t, key)
+    return t.slots[i].val if i >= 0 else -1
+
+
+cdef inline void _tbl_put(Table* t, int64_t key, int32_t val) noexcept nogil:
+    """Insert an absent key (room was reserved)."""
+    cdef Py_ssize_t mask = t.cap - 1
+    cdef Py_ssize_t i = _tbl_home(t, key)
+    while t.slots[i].key != 0:
+        i = (i + 1) & mask
+    t.slots[i].key = key
+    t.slots[i].val = val
+    t.count += 1
+
+
+cdef void _tbl_del_slot(Table* t, Py_ssize_t i) noexcept nogil:
+    """Delete the entry in slot ``i`` (backward-shift deletion: no tombstones)."""
+    cdef Py_ssize_t mask = t.cap - 1
+    cdef Py_ssize_t j = i
+    cdef Py_ssize_t h
+    while True:
+        j = (j + 1) & mask
+        if t.slots[j].key == 0:
+            break
+        h = _tbl_home(t, t.slots[j].key)
+        # the entry at j may stay if its home h lies cyclically in (i, j]
+        if i <= j:
+            if i < h <= j:
+                continue
+        elif i < h or h <= j:
+            continue
+        t.slots[i] = t.slots[j]
+        i = j
+    t.slots[i].key = 0
+    t.count -= 1
+
+
+cdef int _tbl_reserve(Table* t, Py_ssize_t extra) except -1:
+    """Grow (rehash into twice the slots) so ``extra`` more keys keep load <= 5/8."""
+    if (t.count + extra) * 8 <= t.cap * 5:
+        return 0
+    cdef Py_ssize_t new_cap = t.cap * 2
+    while (t.count + extra) * 8 > new_cap * 5:
+        new_cap *= 2
+    cdef Table old = t[0]
+    _tbl_alloc(t, new_cap)
+    cdef Py_ssize_t i
+    for i in range(old.cap):
+        if old.slots[i].key != 0:
+            _tbl_put(t, old.slots[i].key, old.slots[i].val)
+    _tbl_free(&old)
+    return 0
+
+
+# -- the treap of levels (one per side) ---------------------------------------------------------
+
+cdef int32_t _merge(Level* L, int32_t a, int32_t b) noexcept nogil:
+    """Join two treaps, every key of ``a`` below every key of ``b``."""
+    if a < 0:
+        return b
+    if b < 0:
+        return a
+    if L[a].prio > L[b].prio:
+        L[a].right = _merge(L, L[a].right, b)
+        return a
+    L[b].left = _merge(L, a, L[b].left)
+    return b
+
+
+cdef void _split(Level* L, int32_t t, int64_t key, int32_t* lo, int32_t* hi) noexcept nogil:
+    """Split a treap into keys < ``key`` (``lo``) and keys >= ``key`` (``hi``)."""
+    if t < 0:
+        lo[0] = -1
+        hi[0] = -1
+        return
+    if L[t].key < key:
+        _split(L, L[t].right, key, &L[t].right, hi)
+        lo[0] = t
+    else:
+        _split(L, L[t].left, key, lo, &L[t].left)
+        hi[0] = t
+
+
+cdef Py_ssize_t _treap_check(Level* L, int32_t t, int64_t lo, int64_t hi, int side) except -2:
+    """Count the nodes of a treap, checking key order, heap order and side."""
+    if t < 0:
+        return 0
+    if not (lo < L[t].key < hi) or L[t].side != side:
+        raise AssertionError("treap order broken")
+    if L[t].left >= 0 and L[L[t].left].prio > L[t].prio:
+        raise AssertionError("treap heap order broken")
+    if L[t].right >= 0 and L[L[t].right].prio > L[t].prio:
+        raise AssertionError("treap heap order broken")
+    return (1 + _treap_check(L, L[t].left, lo, L[t].key, side)
+            + _treap_check(L, L[t].right, L[t].key, hi, side))
+
+
+# -- boundary helpers ---------------------------------------------------------------------------
+
+cdef inline int _need_int(object v) except -1:
+    if not PyLong_CheckExact(v):
+        raise TypeError(f"expected an int, got {type(v).__name__}")
+    return 0
+
+
+cdef inline int64_t _i64(object v) except? -2:
+    """An exact int as int64; one that does not fit becomes -1 (fails every range check
+    the same way the twin's unbounded int does)."""
+    cdef int overflow = 0
+    cdef long long x = PyLong_AsLongLongAndOverflow(v, &overflow)
+    if overflow != 0:
+        return -1
+    return x
+
+
+cdef inline int64_t _key(int64_t side, int64_t price) noexcept nogil:
+    return -price if side == BUY else price
+
+
+cdef inline bint _crosses(int64_t side, bint has_limit, int64_t limit, int64_t lp) noexcept nogil:
+    if not has_limit:
+        return True
+    return lp <= limit if side == BUY else lp >= limit
+
+
+cdef object _column(object col):
+    if isinstance(col, _pyarray.array) and col.typecode == "q":
+        return col
+    return _pyarray.array("q", col)
+
+
+@cython.final
+cdef class OrderBook:
+    """The resting orders of one market, matched by price-time priority."""
+
+    cdef Order* _ord
+    cdef Py_ssize_t _ord_cap
+    cdef Py_ssize_t _ord_hw          # slots ever used (the rest of the pool is untouched)
+    cdef int32_t _ord_free
+    cdef Level* _lvl
+    cdef Py_ssize_t _lvl_cap
+    cdef Py_ssize_t _lvl_hw
+    cdef int32_t _lvl_free
+    cdef Table _ids                  # order id -> order
+    cdef Table _prices               # signed price key -> level
+    cdef int32_t _best[2]            # best level per side (head of the sorted list)
+    cdef int32_t _root[2]            # treap root per side
+    cdef Py_ssize_t _nlev[2]
+    cdef Py_ssize_t _n               # resting orders
+    cdef Py_ssize_t _max_orders
+    cdef uint32_t _rng
+    cdef int64_t* _ev                # event records, REC int64s each
+    cdef Py_ssize_t _ev_len          # int64s used
+    cdef Py_ssize_t _ev_cap
+    cdef int64_t _row                # row index written into event records
+
+    def __cinit__(self, *args, **kwargs):
+        self._ord = NULL
+        self._lvl = NULL
+        self._ev = NULL
+        self._ids.slots = NULL
+        self._prices.slots = NULL
+
+    def __init__(self, max_orders=DEFAULT_MAX_ORDERS):
+        _need_int(max_orders)
+        if not 1 <= max_orders <= MAX_ORDERS_LIMIT:
+            raise ValueError(f"max_orders must be in 1..{MAX_ORDERS_LIMIT}")
+        if self._ord != NULL:
+            raise RuntimeError("OrderBook.__init__ called twice")
+        self._max_orders = max_orders
+        self._ord_cap = MIN_POOL if max_orders > MIN_POOL else max_orders
+        self._ord = <Order*>PyMem_RawMalloc(<size_t>self._ord_cap * sizeof(Order))
+        self._lvl_cap = 64
+        self._lvl = <Level*>PyMem_RawMalloc(<size_t>self._lvl_cap * sizeof(Level))
+        self._ev_cap = 64 * REC
+        self._ev = <int64_t*>PyMem_RawMalloc(<size_t>self._ev_cap * sizeof(int64_t))
+        if self._ord == NULL or self._lvl == NULL or self._ev == NULL:
+            raise MemoryError("order book")
+        _tbl_alloc(&self._ids, MIN_TABLE)
+        _tbl_alloc(&self._prices, 256)
+        self._ord_hw = 0
+        self._ord_free = -1
+        self._lvl_hw = 0
+        self._lvl_free = -1
+        self._best[0] = self._best[1] = -1
+        self._root[0] = self._root[1] = -1
+        self._nlev[0] = self._nlev[1] = 0
+        self._n = 0
+        self._rng = 2463534242u
+        self._ev_len = 0
+        self._row = 0
+
+    def __dealloc__(self):
+        PyMem_RawFree(self._ord)
+        PyMem_RawFree(self._lvl)
+        PyMem_RawFree(self._ev)
+        _tbl_free(&self._ids)
+        _tbl_free(&self._prices)
+
+    # -- memory ------------------------------------------------------------------------------
+
+    cdef int _reserve(self) except -1:
+        """Room for one more order, one more level and one more key per table, so the
+        mutation that follows cannot fail."""
+        cdef Py_ssize_t cap
+        cdef void* p
+        if self._ord_free < 0 and self._ord_hw >= self._ord_cap:
+            cap = self._ord_cap * 2
+            if cap > self._max_orders:
+                cap = self._max_orders
+            if cap <= self._ord_cap:
+                cap = self._ord_cap + 1
+            p = PyMem_RawRealloc(self._ord, <size_t>cap * sizeof(Order))
+            if p == NULL:
+                raise MemoryError("order pool")
+            self._ord = <Order*>p
+            self._ord_cap = cap
+            solvent_advise_huge(p, <size_t>cap * sizeof(Order))
+        if self._lvl_free < 0 and self._lvl_hw >= self._lvl_cap:
+            cap = self._lvl_cap * 2
+            p = PyMem_RawRealloc(self._lvl, <size_t>cap * sizeof(Level))
+            if p == NULL:
+                raise MemoryError("level pool")
+            self._lvl = <Level*>p
+            self._lvl_cap = cap
+            solvent_advise_huge(p, <size_t>cap * sizeof(Level))
+        _tbl_reserve(&self._ids, 1)
+        _tbl_reserve(&self._prices, 1)
+        return 0
+
+    cdef inline int _emit(self, int64_t kind, int64_t a, int64_t b, int64_t acct, int64_t price,
+                          int64_t qty, int64_t rem) except -1:
+        cdef void* p
+        cdef int64_t* r
+        if self._ev_len + REC > self._ev_cap:
+            p = PyMem_RawRealloc(self._ev, <size_t>(self._ev_cap * 2) * sizeof(int64_t))
+            if p == NULL:
+                raise MemoryError("order book event buffer")
+            self._ev = <int64_t*>p
+            self._ev_cap *= 2
+        r = self._ev + self._ev_len
+        r[0] = self._row
+        r[1] = kind
+        r[2] = a
+        r[3] = b
+        r[4] = acct
+        r[5] = price
+        r[6] = qty
+        r[7] = rem
+        self._ev_len += REC
+        return 0
+
+    # -- levels -----------------------------------------------------------------------------
+
+    cdef int32_t _level_for(self, int64_t side, int64_t price) noexcept:
+        """The level of ``price`` on ``side``, created (and linked in order) if absent."""
+        cdef Level* L = self._lvl
+        cdef int64_t key = _key(side, price)
+        cdef int32_t li = _tbl_get(&self._prices, key)
+        if li >= 0:
+            return li
+        if self._lvl_free >= 0:
+            li = self._lvl_free
+            self._lvl_free = L[li].next
+        else:
+            li = <int32_t>self._lvl_hw
+            self._lvl_hw += 1
+        cdef Level* v = &L[li]
+        v.key = key
+        v.price = price
+        v.total = 0
+        v.count = 0
+        v.head = -1
+        v.tail = -1
+        v.left = -1
+        v.right = -1
+        v.prio = solvent_xorshift32(&self._rng)
+        v.side = <int32_t>side
+        cdef int32_t lo = -1
+        cdef int32_t hi = -1
+        _split(L, self._root[side], key, &lo, &hi)
+        cdef int32_t pred = lo
+        if pred >= 0:
+            while L[pred].right >= 0:
+                pred = L[pred].right
+        self._root[side] = _merge(L, _merge(L, lo, li), hi)
+        cdef int32_t nxt
+        if pred < 0:
+            nxt = self._best[side]
+            self._best[side] = li
+        else:
+            nxt = L[pred].next
+            L[pred].next = li
+        v.prev = pred
+        v.next = nxt
+        if nxt >= 0:
+            L[nxt].prev = li
+        _tbl_put(&self._prices, key, li)
+        self._nlev[side] += 1
+        return li
+
+    cdef void _level_drop(self, int32_t li) noexcept:
+        """Remove an empty level from its side."""
+        cdef Level* L = self._lvl
+        cdef Level* v = &L[li]
+        cdef int32_t side = v.side
+        cdef int32_t lo = -1
+        cdef int32_t mid = -1
+        cdef int32_t hi = -1
+        _split(L, self._root[side], v.key, &lo, &hi)
+        _split(L, hi, v.key + 1, &mid, &hi)
+        self._root[side] = _merge(L, lo, hi)
+        if v.prev >= 0:
+            L[v.prev].next = v.next
+        else:
+            self._best[side] = v.next
+        if v.next >= 0:
+            L[v.next].prev = v.prev
+        _tbl_del_slot(&self._prices, _tbl_find(&self._prices, v.key))
+        self._nlev[side] -= 1
+        v.next = self._lvl_free
+        v.side = -1
+        self._lvl_free = li
+
+    # -- orders -------------------------------------------------------------------------------
+
+    cdef inline void _append(self, int32_t oi, int32_t li) noexcept:
+        """Put order ``oi`` at the back of level ``li``."""
+        cdef Order* o = &self._ord[oi]
+        cdef Level* v = &self._lvl[li]
+        o.level = li
+        o.prev = v.tail
+        o.next = -1
+        if v.tail >= 0:
+            self._ord[v.tail].next = oi
+        else:
+            v.head = oi
+        v.tail = oi
+        v.count += 1
+        v.total += o.qty
+
+    cdef inline void _unlink(self, int32_t oi) noexcept:
+        """Take order ``oi`` out of its level's queue (dropping the level if emptied)."""
+        cdef Order* o = &self._ord[oi]
+        cdef int32_t li = o.level
+        cdef Level* v = &self._lvl[li]
+        if o.prev >= 0:
+            self._ord[o.prev].next = o.next
+        else:
+            v.head = o.next
+        if o.next >= 0:
+            self._ord[o.next].prev = o.prev
+        else:
+            v.tail = o.prev
+        v.count -= 1
+        v.total -= o.qty
+        if v.count == 0:
+            self._level_drop(li)
+
+    cdef int32_t _rest(self, int64_t order_id, int64_t account, int64_t side, int64_t price,
+                       int64_t qty) noexcept:
+        """A new resting order at the back of its level (room was reserved)."""
+        cdef int32_t oi
+        if self._ord_free >= 0:
+            oi = self._ord_free
+            self._ord_free = self._ord[oi].next
+        else:
+            oi = <int32_t>self._ord_hw
+            self._ord_hw += 1
+        cdef Order* o = &self._ord[oi]
+        o.order_id = order_id
+        o.qty = qty
+        o.account = account
+        self._append(oi, self._level_for(side, price))
+        _tbl_put(&self._ids, order_id, oi)
+        self._n += 1
+        return oi
+
+    cdef void _remove(self, int32_t oi) noexcept:
+        """Take order ``oi`` out of the book and free its slot."""
+        cdef Order* o = &self._ord[oi]
+        self._unlink(oi)
+        _tbl_del_slot(&self._ids, _tbl_find(&self._ids, o.order_id))
+        o.level = -1
+        o.next = self._ord_free
+        self._ord_free = oi
+        self._n -= 1
+
+    cdef inline int32_t _find(self, int64_t order_id) noexcept:
+        if order_id <= 0:
+            return -1
+        return _tbl_get(&self._ids, order_id)
+
+    cdef inline void _prefetch_row(self, int64_t op, int64_t order_id, int stage) noexcept:
+        """Software pipelining of ``process_many`` (a hint only: it changes nothing).
+        Stage 0: the order id's hash slot (every order looks its id up); stage 1: the
+        resting order a cancel/amend names; stage 2: its queue neighbours and level.
+        (Prefetching the level and tail of limit orders too was measured: slower.)"""
+        cdef int32_t oi
+        cdef Order* o
+        if order_id <= 0:
+            return
+        if stage == 0:
+            solvent_prefetch(&self._ids.slots[_tbl_home(&self._ids, order_id)])
+            return
+        if op != OP_CANCEL and op != OP_AMEND:
+            return
+        oi = _tbl_get(&self._ids, order_id)
+        if oi < 0:
+            return
+        o = &self._ord[oi]
+        if stage == 1:
+            solvent_prefetch(o)
+            return
+        solvent_prefetch(&self._lvl[o.level])
+        if o.prev >= 0:
+            solvent_prefetch(&self._ord[o.prev])
+        if o.next >= 0:
+            solvent_prefetch(&self._ord[o.next])
+
+    # -- the commands, in C ---------------------------------------------------------------------
+
+    cdef int _check_order(self, int64_t order_id, int64_t account, int64_t side, int64_t price,
+                          int64_t qty, int64_t kind, int64_t tif, bint post, int64_t stp,
+                          int64_t budget) noexcept:
+        if not 1 <= order_id <= MAX_ORDER_ID:
+            return INVALID_ORDER_ID
+        if not 0 <= account <= MAX_ACCOUNT:
+            return INVALID_ACCOUNT
+        if (side != BUY and side != SELL) or (kind != LIMIT and kind != MARKET):
+            return INVALID_PARAMS
+        if tif < GTC or tif > FOK or stp < STP_NONE or stp > EXPIRE_BOTH:
+            return INVALID_PARAMS
+        if kind == LIMIT:
+            if budget != 0 or (post and tif != GTC):
+                return INVALID_PARAMS
+            if not 1 <= price <= MAX_PRICE_TICKS:
+                return INVALID_PRICE
+            if not 1 <= qty <= MAX_QTY_LOTS:
+                return INVALID_QTY
+        else:
+            if tif == GTC or post:
+                return INVALID_PARAMS
+            if budget != 0 and (side != BUY or tif != IOC):
+                return INVALID_PARAMS
+            if price != 0:
+                return INVALID_PRICE
+            if budget == 0:
+                if not 1 <= qty <= MAX_QTY_LOTS:
+                    return INVALID_QTY
+            elif qty != 0 or not 1 <= budget <= MAX_QUOTE_BUDGET:
+                return INVALID_QTY
+        if _tbl_find(&self._ids, order_id) >= 0:
+            return DUPLICATE_ORDER_ID
+        return OK
+
+    cdef bint _fillable(self, int64_t side, bint has_limit, int64_t limit, int64_t qty,
+                        int64_t account, int64_t stp) noexcept:
+        cdef int64_t need = qty
+        cdef int32_t li = self._best[1 - side]
+        cdef int32_t mi
+        cdef Order* O = self._ord
+        while li >= 0:
+            if not _crosses(side, has_limit, limit, self._lvl[li].price):
+                return False
+            mi = self._lvl[li].head
+            while mi >= 0:
+                if stp != STP_NONE and O[mi].account == account:
+                    if stp != EXPIRE_MAKER:
+                        return False
+                else:
+                    need -= O[mi].qty
+                    if need <= 0:
+                        return True
+                mi = O[mi].next
+            li = self._lvl[li].next
+        return False
+
+    cdef int _submit(self, int64_t order_id, int64_t account, int64_t side, int64_t price,
+                     int64_t qty, int64_t kind, int64_t tif, bint post, int64_t stp,
+                     int64_t budget) except -1:
+        cdef int code = self._check_order(order_id, account, side, price, qty, kind, tif, post,
+                                          stp, budget)
+        if code:
+            return code
+        cdef bint has_limit = kind == LIMIT
+        cdef int64_t opp = 1 - side
+        if has_limit and tif == GTC and self._n >= self._max_orders:
+            return BOOK_FULL
+        if post and self._best[opp] >= 0 and _crosses(side, has_limit, price,
+                                                       self._lvl[self._best[opp]].price):
+            return POST_ONLY_WOULD_TAKE
+        if tif == FOK and not self._fillable(side, has_limit, price, qty, account, stp):
+            return FOK_UNFILLABLE
+        self._reserve()
+        # -- from here on the order is accepted ----------------------------------------------
+        cdef bint by_budget = budget != 0
+        cdef int64_t remaining = qty
+        cdef int64_t filled = 0
+        cdef int64_t can, q, lp
+        cdef bint stopped = False
+        cdef int32_t li, mi
+        cdef Order* m
+        while (budget > 0) if by_budget else (remaining > 0):
+            li = self._best[opp]
+            if li < 0:
+                break
+            lp = self._lvl[li].price
+            if has_limit and (lp > price if side == BUY else lp < price):
+                break
+            can = budget // lp if by_budget else remaining
+            if can == 0:
+                break
+            mi = self._lvl[li].head
+            m = &self._ord[mi]
+            if stp != STP_NONE and m.account == account:
+                if stp == EXPIRE_TAKER:
+                    stopped = True
+                    break
+                self._emit(EV_MAKER_EXPIRED, order_id, m.order_id, m.account, lp, m.qty, 0)
+                self._remove(mi)
+                if stp == EXPIRE_BOTH:
+                    stopped = True
+                    break
+                continue
+            q = can if can < m.qty else m.qty
+            m.qty -= q
+            self._lvl[li].total -= q
+            filled += q
+            if by_budget:
+                budget -= q * lp
+            else:
+                remaining -= q
+            self._emit(EV_FILL, order_id, m.order_id, m.account, lp, q, m.qty)
+            if m.qty == 0:
+                self._remove(mi)
+        cdef int64_t unfilled = 0 if by_budget else remaining
+        cdef bint done = (budget == 0) if by_budget else (remaining == 0)
+        cdef int64_t final
+        if stopped:
+            final = EV_STP_EXPIRED
+        elif done:
+            final = EV_FILLED
+        elif has_limit and tif == GTC:
+            final = EV_RESTING
+            self._rest(order_id, account, side, price, remaining)
+        else:
+            final = EV_EXPIRED
+        self._emit(final, order_id, 0, account, price, filled, unfilled)
+        return OK
+
+    cdef int _cancel(self, int64_t order_id) except -1:
+        cdef int32_t oi = self._find(order_id)
+        if oi < 0:
+            return UNKNOWN_ORDER
+        cdef Order* o = &self._ord[oi]
+        self._emit(EV_CANCELED, order_id, 0, o.account, self._lvl[o.level].price, o.qty, 0)
+        self._remove(oi)
+        return OK
+
+    cdef int _amend(self, int64_t order_id, int64_t qty, int64_t price) except -1:
+        """``qty``/``price`` 0: unchanged; anything else must be in range."""
+        if qty == 0 and price == 0:
+            return INVALID_PARAMS
+        if qty != 0 and not 1 <= qty <= MAX_QTY_LOTS:
+            return INVALID_QTY
+        if price != 0 and not 1 <= price <= MAX_PRICE_TICKS:
+            return INVALID_PRICE
+        cdef int32_t oi = self._find(order_id)
+        if oi < 0:
+            return UNKNOWN_ORDER
+        cdef Order* o = &self._ord[oi]
+        cdef Level* v = &self._lvl[o.level]
+        cdef int64_t side = v.side
+        cdef int64_t old_price = v.price
+        cdef int64_t old_qty = o.qty
+        cdef int64_t new_qty = qty if qty != 0 else old_qty
+        cdef int64_t new_price = price if price != 0 else old_price
+        cdef int32_t ob
+        if new_price != old_price:
+            ob = self._best[1 - side]
+            if ob >= 0 and _crosses(side, True, new_price, self._lvl[ob].price):
+                return AMEND_WOULD_CROSS
+        self._reserve()
+        o = &self._ord[oi]
+        if new_price == old_price and new_qty <= old_qty:
+            self._lvl[o.level].total -= old_qty - new_qty
+            o.qty = new_qty          # keeps its place in the queue
+        else:
+            self._unlink(oi)
+            o.qty = new_qty
+            self._append(oi, self._level_for(side, new_price))   # the back of the level
+        self._emit(EV_AMENDED, order_id, old_price, o.account, new_price, new_qty, old_qty)
+        return OK
+
+    # -- the Python API ---------------------------------------------------------------------------
+
+    cdef list _events(self):
+        cdef list out = []
+        cdef Py_ssize_t i
+        cdef int64_t* r
+        for i in range(0, self._ev_len, REC):
+            r = self._ev + i
+            out.append((r[1], r[2], r[3], r[4], r[5], r[6], r[7]))
+        return out
+
+    def submit(self, order_id, account, side, price_ticks, qty_lots, *, kind=LIMIT, tif=GTC,
+               post_only=False, stp=STP_NONE, quote_budget=0):
+        """Match an incoming order, then rest, fill or expire it (see twin.py)."""
+        _need_int(order_id)
+        _need_int(account)
+        _need_int(side)
+        _need_int(price_ticks)
+        _need_int(qty_lots)
+        _need_int(kind)
+        _need_int(tif)
+        _need_int(stp)
+        _need_int(quote_budget)
+        if not PyBool_Check(post_only) and not PyLong_CheckExact(post_only):
+            raise TypeError(f"post_only must be a bool, got {type(post_only).__name__}")
+        cdef bint post = bool(post_only)
+        self._ev_len = 0
+        self._row = 0
+        cdef int code = self._submit(_i64(order_id), _i64(account), _i64(side), _i64(price_ticks),
+                                     _i64(qty_lots), _i64(kind), _i64(tif), post, _i64(stp),
+                                     _i64(quote_budget))
+        if code:
+            return code, []
+        return code, self._events()
+
+    def cancel(self, order_id):
+        """Remove a resting order: ``(OK, remaining qty removed)`` or ``(UNKNOWN_ORDER, 0)``."""
+        _need_int(order_id)
+        self._ev_len = 0
+        cdef int code = self._cancel(_i64(order_id))
+        if code:
+            return code, 0
+        return code, self._ev[6]
+
+    def amend(self, order_id, qty_lots=None, price_ticks=None):
+        """Change a resting order's remaining qty and/or price (see twin.py)."""
+        _need_int(order_id)
+        cdef int64_t q = 0
+        cdef int64_t p = 0
+        if qty_lots is not None:
+            _need_int(qty_lots)
+            q = _i64(qty_lots)
+            if q == 0:
+                q = -1            # an explicit 0 is out of range, not "unchanged"
+        if price_ticks is not None:
+            _need_int(price_ticks)
+            p = _i64(price_ticks)
+            if p == 0:
+                p = -1
+        self._ev_len = 0
+        return self._amend(_i64(order_id), q, p)
+
+    def process_many(self, op, order_id, account, side, price, qty, flags, out, events):
+        """Run one command per row (see "Bulk path" in twin.py); the loop runs in C."""
+        cols = [_column(col) for col in (op, order_id, account, side, price, qty, flags)]
+        cdef Py_ssize_t n = len(cols[0])
+        for col in cols:
+            if len(col) != n:
+                raise ValueError("process_many: columns must have equal lengths (out at least)")
+        if len(out) < n:
+            raise ValueError("process_many: columns must have equal lengths (out at least)")
+        if not isinstance(events, _pyarray.array) or events.typecode != "q":
+            raise TypeError("process_many: events must be an array('q')")
+        cdef const int64_t[::1] ops = cols[0]
+        cdef const int64_t[::1] oids = cols[1]
+        cdef const int64_t[::1] accts = cols[2]
+        cdef const int64_t[::1] sides = cols[3]
+        cdef const int64_t[::1] prices = cols[4]
+        cdef const int64_t[::1] qtys = cols[5]
+        cdef const int64_t[::1] flgs = cols[6]
+        cdef unsigned char[:] ov = out
+        cdef Py_ssize_t i
+        cdef Py_ssize_t applied = 0
+        cdef int code
+        cdef int64_t o, f
+        self._ev_len = 0
+        try:
+            for i in range(n):
+                self._row = i
+                if i + PREFETCH_0 < n:
+                    self._prefetch_row(ops[i + PREFETCH_0], oids[i + PREFETCH_0], 0)
+                if i + PREFETCH_1 < n:
+                    self._prefetch_row(ops[i + PREFETCH_1], oids[i + PREFETCH_1], 1)
+                if i + PREFETCH_2 < n:
+                    self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2], 2)
+                o = ops[i]
+                if o == OP_LIMIT or o == OP_MARKET:
+                    f = flgs[i]
+                    if f & ~(<int64_t>FLAGS_ALL):
+                        code = INVALID_PARAMS
+                    elif o == OP_LIMIT:
+                        code = self._submit(oids[i], accts[i], sides[i], prices[i], qtys[i], LIMIT,
+                                            f & FLAG_TIF_MASK, (f & FLAG_POST_ONLY) != 0,
+                                            f >> FLAG_STP_SHIFT, 0)
+                    else:
+                        code = self._submit(oids[i], accts[i], sides[i], 0, qtys[i], MARKET,
+                                            f & FLAG_TIF_MASK, (f & FLAG_POST_ONLY) != 0,
+                                            f >> FLAG_STP_SHIFT, prices[i])
+                elif o == OP_CANCEL:
+                    code = self._cancel(oids[i])
+                elif o == OP_AMEND:
+                    code = self._amend(oids[i], qtys[i], prices[i])
+                else:
+                    code = INVALID_PARAMS
+                ov[i] = <unsigned char>code
+                if code == OK:
+                    applied += 1
+        finally:
+            carray.extend_buffer(<carray.array>events, <char*>self._ev,
+                                 self._ev_len)
+            self._ev_len = 0
+        return applied
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    @property
+    def max_orders(self):
+        return self._max_orders
+
+    @property
+    def n_orders(self):
+        """Number of resting orders."""
+        return self._n
+
+    def __len__(self):
+        return self._n
+
+    def n_levels(self, side):
+        """Number of price levels on ``side``."""
+        _need_int(side)
+        if side != BUY and side != SELL:
+            raise ValueError("side must be BUY or SELL")
+        return self._nlev[<int>side]
+
+    def best_bid(self):
+        return self._lvl[self._best[BUY]].price if self._best[BUY] >= 0 else None
+
+    def best_ask(self):
+        return self._lvl[self._best[SELL]].price if self._best[SELL] >= 0 else None
+
+    cdef list _top(self, int side, Py_ssize_t levels):
+        cdef list out = []
+        cdef int32_t li = self._best[side]
+        while li >= 0 and len(out) < levels:
+            out.append((self._lvl[li].price, self._lvl[li].total))
+            li = self._lvl[li].next
+        return out
+
+    def depth(self, levels):
+        """Aggregated L2: the best ``levels`` levels per side as ``(price, total qty)``."""
+        _need_int(levels)
+        if levels < 0:
+            raise ValueError("levels must be >= 0")
+        cdef Py_ssize_t k = levels if levels < self._n + 1 else self._n + 1
+        return self._top(BUY, k), self._top(SELL, k)
+
+    def order(self, order_id):
+        """``(account, side, price_ticks, remaining_lots)`` of a resting order, else None."""
+        _need_int(order_id)
+        cdef int32_t oi = self._find(_i64(order_id))
+        if oi < 0:
+            return None
+        cdef Order* o = &self._ord[oi]
+        return (o.account, self._lvl[o.level].side, self._lvl[o.level].price, o.qty)
+
+    def orders_of(self, account):
+        """The account's resting orders as ``(order_id, side, price_ticks, remaining_lots)``,
+        by order id."""
+        _need_int(account)
+        cdef int64_t a = _i64(account)
+        if a < 0:
+            return []
+        cdef list out = []
+        cdef Order* o
+        cdef Py_ssize_t oi
+        for oi in range(self._ord_hw):      # a read, not on the matching path: O(slots)
+            o = &self._ord[oi]
+            if o.level >= 0 and o.account == a:
+                out.append((o.order_id, self._lvl[o.level].side, self._lvl[o.level].price,
+                            o.qty))
+        out.sort()
+        return out
+
+    def level_orders(self, side, price_ticks):
+        """The queue at one price: ``(order_id, account, remaining_lots)`` first in first."""
+        _need_int(side)
+        _need_int(price_ticks)
+        if side != BUY and side != SELL:
+            raise ValueError("side must be BUY or SELL")
+        cdef int64_t p = _i64(price_ticks)
+        cdef list out = []
+        if p <= 0:
+            return out
+        cdef int32_t li = _tbl_get(&self._prices, _key(side, p))
+        if li < 0:
+            return out
+        cdef int32_t oi = self._lvl[li].head
+        while oi >= 0:
+            out.append((self._ord[oi].order_id, self._ord[oi].account, self._ord[oi].qty))
+            oi = self._ord[oi].next
+        return out
+
+    @property
+    def allocated_bytes(self):
+        """C memory held by this book (pools, tables, event buffer), in bytes."""
+        return (self._ord_cap * sizeof(Order) + self._lvl_cap * sizeof(Level)
+                + (self._ids.cap + self._prices.cap) * sizeof(Slot)
+                + self._ev_cap * sizeof(int64_t))
+
+    # -- invariants and state transfer ------------------------------------------------------------
+
+    def check_invariants(self):
+        """Raise AssertionError if the book's structure is inconsistent."""
+        cdef Order* O = self._ord
+        cdef Level* L = self._lvl
+        cdef Py_ssize_t seen = 0
+        cdef Py_ssize_t levels, count
+        cdef int side
+        cdef int32_t li, prev_li, oi, prev_oi
+        cdef int64_t total
+        for side in range(2):
+            levels = 0
+            prev_li = -1
+            li = self._best[side]
+            while li >= 0:
+                levels += 1
+                if L[li].side != side or L[li].prev != prev_li or L[li].key != _key(side, L[li].price):
+                    raise AssertionError(f"bad level {L[li].price}")
+                if prev_li >= 0 and L[prev_li].key >= L[li].key:
+                    raise AssertionError("levels out of order")
+                if _tbl_get(&self._prices, L[li].key) != li:
+                    raise AssertionError("level not indexed")
+                total = 0
+                count = 0
+                prev_oi = -1
+                oi = L[li].head
+                while oi >= 0:
+                    if O[oi].level != li or O[oi].prev != prev_oi or O[oi].qty <= 0:
+                        raise AssertionError(f"order {O[oi].order_id} inconsistent")
+                    if self._find(O[oi].order_id) != oi:
+                        raise AssertionError(f"order {O[oi].order_id} not indexed")
+                    total += O[oi].qty
+                    count += 1
+                    prev_oi = oi
+                    oi = O[oi].next
+                if L[li].tail != prev_oi or count != L[li].count or count == 0:
+                    raise AssertionError(f"level {L[li].price}: queue links broken")
+                if total != L[li].total:
+                    raise AssertionError(f"level {L[li].price}: total != sum of orders")
+                seen += count
+                prev_li = li
+                li = L[li].next
+            if levels != self._nlev[side]:
+                raise AssertionError("level count mismatch")
+            if _treap_check(L, self._root[side], -INT64_MAX_, INT64_MAX_, side) != levels:
+                raise AssertionError("treap and level list differ")
+        if seen != self._n or seen > self._max_orders or self._ids.count != self._n:
+            raise AssertionError("order count mismatch")
+        if self._prices.count != self._nlev[0] + self._nlev[1]:
+            raise AssertionError("level index mismatch")
+        # every slot is either resting (in a level) or on the free list
+        cdef Py_ssize_t free = 0
+        oi = self._ord_free
+        while oi >= 0:
+            if O[oi].level != -1 or free > self._ord_hw:
+                raise AssertionError("free list broken")
+            free += 1
+            oi = O[oi].next
+        if free + self._n != self._ord_hw:
+            raise AssertionError("order slots leaked")
+        bid = self.best_bid()
+        ask = self.best_ask()
+        if bid is not None and ask is not None and bid >= ask:
+            raise AssertionError(f"crossed book: bid {bid} >= ask {ask}")
+
+    def export_state(self):
+        """The whole book, queue order included (see twin.py)."""
+        cdef list rows = []
+        cdef int side
+        cdef int32_t li, oi
+        for side in range(2):
+            li = self._best[side]
+            while li >= 0:
+                oi = self._lvl[li].head
+                while oi >= 0:
+                    rows.append((self._ord[oi].order_id, self._ord[oi].account, side,
+                                 self._lvl[li].price, self._ord[oi].qty))
+                    oi = self._ord[oi].next
+                li = self._lvl[li].next
+        return {"format": STATE_FORMAT, "max_orders": self._max_orders, "orders": rows}
+
+    @classmethod
+    def from_state(cls, state):
+        """Rebuild a book from ``export_state()`` output; raise ValueError if it is not valid."""
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"not a {STATE_FORMAT} state")
+        cdef OrderBook book = cls(state["max_orders"])
+        rows = state["orders"]
+        if len(rows) > book._max_orders:
+            raise ValueError("more orders than max_orders")
+        for row in rows:
+            order_id, account, side, price, qty = row
+            for v in (order_id, account, side, price, qty):
+                _need_int(v)
+            if not (1 <= order_id <= MAX_ORDER_ID and 0 <= account <= MAX_ACCOUNT
+                    and (side == BUY or side == SELL) and 1 <= price <= MAX_PRICE_TICKS
+                    and 1 <= qty <= MAX_QTY_LOTS):
+                raise ValueError(f"order {row!r} out of range")
+            if book._find(order_id) >= 0:
+                raise ValueError(f"duplicate order id {order_id}")
+            book._reserve()
+            book._rest(order_id, account, side, price, qty)
+        bid = book.best_bid()
+        ask = book.best_ask()
+        if bid is not None and ask is not None and bid >= ask:
+            raise ValueError(f"crossed book: bid {bid} >= ask {ask}")
+        return book
