@@ -13,7 +13,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # Reinstall (and recompile the core) when the build inputs change.
-$(STAMP): $(PY) pyproject.toml setup.py ext/_core.pyx
+$(STAMP): $(PY) pyproject.toml setup.py $(wildcard ext/*.pyx)
 	$(PY) -m pip install --quiet "setuptools>=68" wheel "Cython>=3.0"
 	$(PY) -m pip install --quiet --no-build-isolation -e '.[test]'
 	touch $(STAMP)

@@ -1,10 +1,26 @@
-"""Builds the compiled core (``solvent._core``) from ``ext/``.
+"""Builds the compiled parts of ``solvent`` from ``ext/``.
+
+* ``solvent._core``: the balance core (mirror of ``solvent/core/twin.py``);
+* ``solvent._book``: the order-book kernel (mirror of ``solvent/matching/twin.py``);
+* ``solvent._proof``: the proof-of-liabilities tree builder (SHA-256 from OpenSSL's
+  libcrypto). Built only where OpenSSL's headers are installed (Debian:
+  ``libssl-dev``); without it ``solvent.proof`` builds the same trees in pure Python,
+  only slower.
 
 Everything else about the package lives in ``pyproject.toml``.
 """
 
+import os
+import sysconfig
+
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+
+
+def _have_openssl_headers() -> bool:
+    dirs = [sysconfig.get_config_var("INCLUDEDIR") or "", "/usr/include", "/usr/local/include",
+            *os.environ.get("CPATH", "").split(os.pathsep)]
+    return any(d and os.path.exists(os.path.join(d, "openssl", "evp.h")) for d in dirs)
 
 extensions = [
     Extension(
@@ -12,7 +28,24 @@ extensions = [
         ["ext/_core.pyx"],
         extra_compile_args=["-O3"],
     ),
+    Extension(
+        "solvent._book",
+        ["ext/_book.pyx"],
+        extra_compile_args=["-O3"],
+    ),
 ]
+if _have_openssl_headers():
+    extensions.append(
+        Extension(
+            "solvent._proof",
+            ["ext/_proof.pyx"],
+            libraries=["crypto"],
+            extra_compile_args=["-O3"],
+        )
+    )
+else:
+    print("setup.py: OpenSSL headers not found; solvent._proof is not built "
+          "(solvent.proof falls back to pure Python)")
 
 setup(
     ext_modules=cythonize(

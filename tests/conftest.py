@@ -19,12 +19,14 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 import solvent
+from solvent.amounts import from_minor
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 CLOCK_START_NS = 1_771_000_000_000_000_000  # Feb 2026, when the Bithumb payout happened
@@ -330,3 +332,83 @@ def persistent_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[st
         url = with_prefix(postgres_base_url(), f"t_{uuid.uuid4().hex[:8]}_")
         yield url
         drop_postgres_tables(url)
+
+
+# -- custody (deposits in flight, withdrawals, attestations) -------------------------------
+
+DAY_NS = 86_400 * 10**9
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def clock_time(clock: Clock, *, ago_ns: int = 0) -> datetime:
+    """The clock's current reading (minus ``ago_ns``) as an aware datetime, for
+    ``attest(as_of=...)``. Reading it does not advance the clock."""
+    return _EPOCH + timedelta(microseconds=(clock.now_ns - ago_ns) // 1_000)
+
+
+def custody_exchange(
+    led: solvent.Ledger,
+    customers: int = 3,
+    *,
+    customer_btc: str | int | None = 2,
+    treasury_btc: str | int | None = 1,
+    treasury_krw: str | int | None = 1_000_000,
+) -> Exchange:
+    """``build_exchange`` plus operators ``ops-1``/``ops-2``, an auditor ``audit`` and
+    every customer registered as a ``customer`` actor. Nothing is attested yet."""
+    ex = build_exchange(led, customers, customer_btc=customer_btc, treasury_btc=treasury_btc,
+                        treasury_krw=treasury_krw)
+    with led.batch():
+        led.register_actor("ops-1", "operator")
+        led.register_actor("ops-2", "operator")
+        led.register_actor("audit", "auditor")
+        for name in ex.customers:
+            led.register_actor(name, "customer")
+    return ex
+
+
+def wallet_asset(led: solvent.Ledger, wallet: str) -> str:
+    """The asset a custody wallet holds (the one whose reconciliation lists it)."""
+    for asset in led.assets():
+        if any(row.wallet == wallet for row in led.reconcile(asset).wallets):
+            return asset
+    raise AssertionError(f"{wallet!r} is not a custody wallet")
+
+
+def book_minor(led: solvent.Ledger, wallet: str) -> int:
+    """A custody wallet's book balance in minor units."""
+    return led.balance_minor(wallet, wallet_asset(led, wallet))[0]
+
+
+def attest_book(
+    led: solvent.Ledger, clock: Clock, wallet: str, *, delta_minor: int = 0, **kw: Any
+) -> Any:
+    """Attest ``wallet`` at its book balance plus ``delta_minor`` (negative: a loss), as
+    of the clock's now; returns the reconciliation report."""
+    asset = wallet_asset(led, wallet)
+    minor = led.balance_minor(wallet, asset)[0] + delta_minor
+    kw.setdefault("source", "node")
+    return led.attest(wallet, from_minor(minor, led.decimals(asset)), as_of=clock_time(clock),
+                      **kw)
+
+
+def withdrawals(led: solvent.Ledger) -> list[Any]:
+    """Every withdrawal, in id order (ids are wd-1, wd-2, ...)."""
+    found = []
+    while True:
+        try:
+            found.append(led.withdrawal(f"wd-{len(found) + 1}"))
+        except solvent.UnknownWithdrawal:
+            return found
+
+
+def custody_view(led: solvent.Ledger) -> dict[str, Any]:
+    """Everything custody commands could change, on top of ``observe``: reconciliation
+    reports, asset status, policies, pending deposits and withdrawals."""
+    return {
+        "reconcile": {a: led.reconcile(a) for a in led.assets()},
+        "status": {a: led.asset_status(a) for a in led.assets()},
+        "policy": {a: led.custody_policy(a) for a in led.assets()},
+        "pending": led.pending_deposits(),
+        "withdrawals": withdrawals(led),
+    }

@@ -52,6 +52,8 @@ import msgspec
 
 import solvent
 from solvent.amounts import from_minor
+from solvent.bench_custody import custody_benchmarks
+from solvent.bench_matching import matching_benchmarks
 from solvent.core import codes as c
 from solvent.ledger import BulkResult, Ledger, verify_store
 from solvent.store import JournalStore
@@ -808,6 +810,8 @@ BENCHMARKS: Final[dict[str, Callable[[Context], dict[str, Any]]]] = {
     "ledger.transfer_single_batched_sqlite": bench_transfer_single_batched_sqlite,
     "ledger.replay": bench_replay,
     "ledger.replay_bulk": bench_replay_bulk,
+    **matching_benchmarks(),  # matching.* (solvent/bench_matching.py)
+    **custody_benchmarks(),  # custody.* (solvent/bench_custody.py)
 }
 
 
@@ -833,7 +837,9 @@ def run(names: Sequence[str], sizes: Sizes, *, progress: bool = False) -> dict[s
 
 
 def _fmt(x: float) -> str:
-    return f"{x:,.0f}"
+    if x != x:  # NaN: not measured in this run
+        return "-"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.4g}"
 
 
 def render_table(results: dict[str, Any]) -> str:
@@ -843,12 +849,15 @@ def render_table(results: dict[str, Any]) -> str:
         target = p.get("target")
         tgt = ""
         if target:
-            tgt = f">= {_fmt(target['value'])}"
+            sign = "<" if target.get("lower_is_better") else ">="
+            tgt = f"{sign} {_fmt(target['value'])}"
             if "compiled_over_twin" in target:
                 tgt += f", >= {target['compiled_over_twin']:g}x"
-            tgt += " (met)" if p["meets_target"] else " (NOT met)"
-        rows.append((name, _fmt(res["value"]), _fmt(res["baselines"][BASELINE]),
-                     f"{p['compiled_over_twin']:.1f}x", res["unit"], tgt))
+            tgt += " (met)" if p.get("meets_target") else " (NOT met)"
+        ratio = p.get("compiled_over_twin")
+        rows.append((name, _fmt(res["value"]), _fmt(res["baselines"].get(BASELINE, float("nan"))),
+                     "-" if ratio is None or ratio != ratio else f"{ratio:.1f}x", res["unit"],
+                     tgt))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for k, row in enumerate(rows):

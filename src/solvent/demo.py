@@ -17,11 +17,15 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import msgspec
 
 from solvent import records as r
 from solvent.amounts import format_minor
 from solvent.errors import Rejected
 from solvent.ledger import Ledger
+from solvent.proof import ProofInvalid, verify_inclusion
 
 BTC_DECIMALS = 8
 KRW_DECIMALS = 0
@@ -82,7 +86,8 @@ def run_demo(path: str = "solvent-demo.db", customers: int = 3000, core: str = "
     _say("Solvent demo: the Bithumb promotion of 6 February 2026, replayed.")
     _say(f"Store: {url} (core: {core})")
 
-    led = Ledger.open(url, core=core)
+    clock = SimClock()
+    led = Ledger.open(url, core=core, clock=clock)
     names = [f"cust-{i:05d}" for i in range(customers)]
 
     with _step(f"Opening a small exchange: BTC and KRW, {customers:,} customers"), led.batch():
@@ -171,7 +176,7 @@ def run_demo(path: str = "solvent-demo.db", customers: int = 3000, core: str = "
     position = led.position
     with _step("Close, reopen from disk, verify the hash chain, compare balances"):
         led.close()
-        reopened = Ledger.open(url, core=core)
+        reopened = Ledger.open(url, core=core, clock=clock)
         report = reopened.verify(expect_head=head)
         _say(f"   verified {report.batches} batches, {report.records:,} records, "
              f"{report.snapshots_checked} snapshot(s); head {report.head_digest[:16]}…")
@@ -182,9 +187,134 @@ def run_demo(path: str = "solvent-demo.db", customers: int = 3000, core: str = "
         sample = winners[0]
         b = reopened.balance(sample, "KRW")
         _say(f"   e.g. {sample}: {b.available} KRW available")
+        if not same:
+            reopened.close()
+            return 1
+    try:
+        return _custody_part(reopened, clock, path)
+    finally:
         reopened.close()
-    _say(f"\nDone. Inspect the journal with: solvent verify {url}")
-    return 0 if same else 1
+        _say(f"\nDone. Inspect the journal with: solvent verify {url}")
+
+
+class SimClock:
+    """Command time for the demo: starts now, and jumps ahead when days are simulated."""
+
+    def __init__(self) -> None:
+        self.now_ns = time.time_ns()
+
+    def __call__(self) -> int:
+        self.now_ns += 1_000  # every command a microsecond later
+        return self.now_ns
+
+    def advance_days(self, days: float) -> None:
+        self.now_ns += int(days * 86_400 * 10**9)
+
+    def datetime(self) -> datetime:
+        return datetime.fromtimestamp(self.now_ns / 1e9, UTC)
+
+
+def _custody_part(led: Ledger, clock: SimClock, path: str) -> int:
+    customer = max((n for n in led.accounts() if n.startswith("cust-")),
+                   key=lambda n: led.balance_minor(n, "BTC")[0])
+    for name in ("ops-lee", "ops-park"):
+        led.register_actor(name, "operator")
+    led.set_custody_policy("BTC", tolerance="1", max_attestation_age_s=2 * 86_400,
+                           approval_threshold="5", actor="ops-kim")
+    led.set_custody_policy("KRW", max_attestation_age_s=2 * 86_400,
+                           approval_threshold=10_000_000, actor="ops-kim")
+
+    with _step("Custody: attest every wallet against the chain and the bank"):
+        for wallet in ("btc-cold", "btc-hot", "krw-bank"):
+            book, _ = led.balance_minor(wallet, "KRW" if wallet == "krw-bank" else "BTC")
+            asset = "KRW" if wallet == "krw-bank" else "BTC"
+            dec = led.decimals(asset)
+            led.attest(wallet, _plain(book, dec) if book else 0, as_of=clock.datetime(),
+                       source="node" if asset == "BTC" else "bank statement", actor="ops-lee")
+        for asset in ("BTC", "KRW"):
+            rep = led.reconcile(asset)
+            _say(f"   {asset}: reserves {format_minor(rep.reserves_minor, led.decimals(asset))}, "
+                 f"customer liabilities {format_minor(rep.liabilities_minor, led.decimals(asset))}"
+                 f", coverage {rep.coverage:.4f}, {'clean' if rep.clean else rep.problems}")
+
+    with _step("A withdrawal: held, approved by a second operator, broadcast, completed"):
+        wid = led.request_withdrawal(customer, "BTC", "6", wallet="btc-hot", address="bc1q-demo",
+                                     ref="wd-demo-1", actor="ops-lee")
+        try:
+            led.approve_withdrawal(wid, actor="ops-lee")
+        except Rejected as exc:
+            _say(f"   same operator approving: refused ({exc.code})")
+        led.approve_withdrawal(wid, actor="ops-park")
+        led.broadcast_withdrawal(wid, txid="f00dfeed" * 8, actor="ops-lee")
+        rep = led.reconcile("BTC")
+        _say(f"   in flight: {format_minor(-rep.explained_minor, BTC_DECIMALS)} BTC explained; "
+             f"reconciliation {'clean' if rep.clean else rep.problems}")
+        led.complete_withdrawal(wid, actor="ops-lee")
+        _say(f"   {wid} completed: {customer} and btc-hot both debited 6 BTC")
+
+    with _step("Mt.Gox, replayed: the hot wallet leaks 0.4 BTC a day on-chain, no ledger entry"):
+        book, _ = led.balance_minor("btc-hot", "BTC")
+        cold, _ = led.balance_minor("btc-cold", "BTC")
+        krw, _ = led.balance_minor("krw-bank", "KRW")
+        for day in range(1, 5):
+            clock.advance_days(1)
+            observed = book - day * 40_000_000
+            led.attest("btc-cold", _plain(cold, BTC_DECIMALS), as_of=clock.datetime(),
+                       source="node", actor="ops-lee")
+            led.attest("krw-bank", krw, as_of=clock.datetime(), source="bank statement",
+                       actor="ops-lee")
+            rep = led.attest("btc-hot", _plain(observed, BTC_DECIMALS), as_of=clock.datetime(),
+                             source="node", actor="ops-lee")
+            status = led.asset_status("BTC")
+            _say(f"   day {day}: unexplained {format_minor(rep.unexplained_minor, BTC_DECIMALS)}"
+                 f" BTC (tolerance 1 BTC) -> {'HALTED' if status.halted else 'trading'}")
+            if status.halted:
+                _say(f"   {status.reason}")
+                break
+        else:
+            _say("   !! the drain was never caught")
+            return 1
+        try:
+            led.request_withdrawal(customer, "BTC", "0.1", wallet="btc-cold", address="bc1q-x",
+                                   ref="wd-demo-2", actor="ops-lee")
+            _say("   !! a BTC withdrawal was accepted while halted")
+            return 1
+        except Rejected as exc:
+            _say(f"   BTC withdrawal refused ({exc.code})")
+        wid = led.request_withdrawal(customer, "KRW", 1_000, wallet="krw-bank",
+                                     address="kb-123-456", ref="wd-demo-3", actor="ops-lee")
+        _say(f"   KRW is unaffected: withdrawal {wid} accepted")
+
+    with _step("Proof of liabilities: publish the BTC root; one customer checks their proof"):
+        statement = led.reserves_statement("BTC")
+        root = statement.liabilities
+        root_file = path + ".btc-root.json"
+        proof_file = path + f".{customer}.proof.json"
+        with open(root_file, "w", encoding="utf-8") as fh:
+            fh.write(msgspec.json.encode(statement).decode())
+        with open(proof_file, "w", encoding="utf-8") as fh:
+            fh.write(led.inclusion_proof(customer, "BTC"))
+        _say(f"   published {root_file}: {root.leaves:,} customers owed "
+             f"{format_minor(root.total_minor, BTC_DECIMALS)} BTC at position {root.position:,};"
+             f" attested reserves {format_minor(statement.reserves_minor, BTC_DECIMALS)} BTC")
+        _say(f"   root {root.root_hash}")
+        with open(proof_file, encoding="utf-8") as fh:
+            document = fh.read()
+        verify_inclusion(document, root.root_hash)  # no ledger: the file and the hash
+        _say(f"   {proof_file}: verified against the published root, from the file alone")
+        forged = document.replace('"balance_minor":', '"balance_minor":1', 1)
+        try:
+            verify_inclusion(forged, root.root_hash)
+            _say("   !! a forged proof verified")
+            return 1
+        except ProofInvalid as exc:
+            _say(f"   the same proof with its balance changed: rejected ({exc.reason})")
+    return 0
+
+
+def _plain(minor: int, decimals: int) -> str:
+    whole, frac = divmod(minor, 10**decimals)
+    return f"{whole}.{frac:0{decimals}d}" if decimals else str(whole)
 
 
 def _decimal(minor: int) -> str:

@@ -162,3 +162,46 @@ class WriterFenced(StoreError):
 
 class LedgerClosed(SolventError):
     """The ledger was closed; open it again."""
+
+
+# -- custody -------------------------------------------------------------------------
+
+
+class AssetHalted(Rejected):
+    """The asset is halted (shortfall, coverage or stale attestation): no new
+    holds (orders, withdrawals) and no broadcasts until an approved resume."""
+
+    code = "asset_halted"
+
+
+class NotReconciled(Rejected):
+    """The asset has a custody wallet with no attestation yet: its reserves are
+    not reconciled, so nothing may be held against them."""
+
+    code = "not_reconciled"
+
+
+class CoverageBreach(Rejected):
+    """A company-funded credit would lift customer liabilities above attested reserves."""
+
+    code = "coverage"
+
+
+class UnknownWithdrawal(Rejected):
+    code = "unknown_withdrawal"
+
+
+class UnknownDeposit(Rejected):
+    code = "unknown_deposit"
+
+
+class NotEnoughConfirmations(Rejected):
+    """The deposit has fewer confirmations than its asset requires."""
+
+    code = "not_enough_confirmations"
+
+
+class SecondOperatorRequired(PermissionDenied):
+    """The approval must come from an operator other than the one who asked."""
+
+    code = "second_operator_required"

@@ -37,7 +37,9 @@ from solvent.amounts import (
 )
 from solvent.core import CORES
 from solvent.core import codes as c
+from solvent.custody import CustodyCommands
 from solvent.journal import StoredBatch, verify_link
+from solvent.receipts import Receipt
 from solvent.state import (
     ACCOUNT_KINDS,
     ROLES,
@@ -57,10 +59,12 @@ R = TypeVar("R", bound=r.Record)
 
 class Balance(msgspec.Struct, frozen=True):
     """A balance in the asset's units: ``available`` to spend, ``held`` by orders
-    and withdrawals."""
+    and withdrawals, ``pending``: deposits detected but not confirmed (visible,
+    not spendable, not part of the books)."""
 
     available: Decimal
     held: Decimal
+    pending: Decimal = Decimal(0)
 
 
 class Totals(msgspec.Struct, frozen=True):
@@ -70,15 +74,6 @@ class Totals(msgspec.Struct, frozen=True):
     custody_minor: int
     customer_minor: int
     company_minor: int
-
-
-class Receipt(msgspec.Struct, frozen=True):
-    """What a journaled command returns: its record's position. ``replayed`` is
-    True when the command repeated an earlier one (same ref, same content)."""
-
-    position: int
-    ref: str
-    replayed: bool = False
 
 
 class BulkResult(msgspec.Struct, frozen=True):
@@ -104,6 +99,10 @@ class VerifyReport(msgspec.Struct, frozen=True):
     snapshots_checked: int
 
 
+# Records that survive a rolled-back batch: they are the forensic trace of what
+# was observed, refused or halted, and change no balance.
+_KEEP_ON_ABORT = (r.CommandRejected, r.Attested, r.AssetHalted)
+
 _REJECTION_FOR_CODE: dict[int, type[e.Rejected]] = {
     c.INSUFFICIENT_FUNDS: e.InsufficientFunds,
     c.INSUFFICIENT_HELD: e.InsufficientFunds,
@@ -115,10 +114,11 @@ _REJECTION_FOR_CODE: dict[int, type[e.Rejected]] = {
     c.UNKNOWN_ASSET: e.UnknownAsset,
     c.SAME_ACCOUNT: e.SameAccount,
     c.WRONG_KIND: e.InvalidArgument,
+    c.COVERAGE: e.CoverageBreach,
 }
 
 
-class Ledger:
+class Ledger(CustodyCommands):
     """An embeddable, event-sourced, double-entry custodial ledger.
 
     Open one with :meth:`Ledger.open`. One ledger object is the single writer
@@ -145,6 +145,8 @@ class Ledger:
         self._depth = 0
         self._lock = threading.RLock()
         self._closed = False
+        self._trees: dict[str, Any] = {}  # asset -> the last liabilities tree built
+        self._leaf_key_cache: list[bytes] = []  # account number -> proof leaf key
 
     # -- opening and closing --------------------------------------------------------
 
@@ -232,7 +234,10 @@ class Ledger:
         """The balance of ``account`` in ``asset``, in the asset's units."""
         av, hd = self.balance_minor(account, asset)
         dec = self._state.asset_decimals[self._state.asset_index[asset]]
-        return Balance(available=from_minor(av, dec), held=from_minor(hd, dec))
+        pending = sum(d.amount_minor for d in self._state.custody.pending.values()
+                      if d.account == account and d.asset == asset)
+        return Balance(available=from_minor(av, dec), held=from_minor(hd, dec),
+                       pending=from_minor(pending, dec))
 
     def balance_minor(self, account: str, asset: str) -> tuple[int, int]:
         """(available, held) of ``account`` in ``asset``, in minor units."""
@@ -371,7 +376,7 @@ class Ledger:
                     f"wallet {wallet!r} holds {held}, not {asset}",
                     wallet=wallet, asset=asset, wallet_asset=held,
                 )
-            prior = self._state.deposit_refs.get((wallet, ref))
+            prior = self._deposit_seen(wallet, ref)  # credited, detected or voided
             if prior is not None:
                 if prior[:3] != (account, asset, amount_minor):
                     raise e.DuplicateRef(
@@ -379,6 +384,10 @@ class Ledger:
                         f"{prior[2]} minor units of {prior[1]} to {prior[0]!r}",
                         ref=ref, wallet=wallet,
                     )
+                if (wallet, ref) not in self._state.deposit_refs:
+                    raise e.InvalidState(
+                        f"deposit {ref!r} on wallet {wallet!r} was detected and is not "
+                        "credited: confirm_deposit or void_deposit it", ref=ref, wallet=wallet)
                 return Receipt(position=prior[3], ref=ref, replayed=True)
             code = self._state.do_post(w, acct, a, amount_minor)
             if code:
@@ -699,11 +708,31 @@ class Ledger:
             cls = r.AccountFrozen if frozen else r.AccountUnfrozen
             return self._journal(cls, who, "", account=account, reason=reason)
 
+    def _now(self) -> int:
+        """The command time: the clock, never before the last journaled time."""
+        return max(self._clock(), self._state.last_time_ns)
+
+    def _emit(self, cls: type[r.Record], actor: str, ref: str, **fields: Any) -> Receipt:
+        """Journal a record whose change is made by its handler (``state.apply``):
+        the live path and the replay path are one. The command validated
+        everything first, so the handler cannot refuse it."""
+        state = self._state
+        rec = cls(position=state.position + 1, time_ns=self._now(), actor=actor, ref=ref,
+                  **fields)
+        try:
+            state.apply(rec)
+        except e.TamperDetected as exc:  # a validation gap: a bug, not tampering
+            raise AssertionError(f"{cls.__name__} passed validation but not apply: {exc}") from exc
+        self._pending.append(rec)  # type: ignore[arg-type]
+        if self._depth == 0:
+            self._commit()
+        return Receipt(position=rec.position, ref=ref)
+
     def _journal(self, cls: type[R], actor: str, ref: str, **fields: Any) -> Receipt:
         """Record a command whose state change was just applied; commit unless batching."""
         state = self._state
-        now = max(self._clock(), state.last_time_ns)
-        rec = cls(position=state.position + 1, time_ns=now, actor=actor, ref=ref, **fields)
+        rec = cls(position=state.position + 1, time_ns=self._now(), actor=actor, ref=ref,
+                  **fields)
         state.advance(rec)
         if isinstance(rec, r.Transferred):  # the idempotency index keeps the record itself
             state.transfer_refs[ref] = rec
@@ -739,7 +768,7 @@ class Ledger:
         committed state, re-apply the records before ``mark``, and keep the
         journaled rejections of the rolled-back part."""
         keep = self._pending[:mark]
-        rejections = [rec for rec in self._pending[mark:] if isinstance(rec, r.CommandRejected)]
+        rejections = [rec for rec in self._pending[mark:] if isinstance(rec, _KEEP_ON_ABORT)]
         self._pending = []
         self._reload()
         for rec in keep:
@@ -753,14 +782,31 @@ class Ledger:
                 fields = msgspec.structs.asdict(rec)
                 for k in ("position", "time_ns", "actor", "ref"):
                     fields.pop(k)
-                self._journal(r.CommandRejected, rec.actor, rec.ref, **fields)
+                self._emit(type(rec), rec.actor, rec.ref, **fields)
         finally:
             self._depth -= 1
         if self._depth == 0:
             self._commit()
 
+    def _state_at(self, position: int) -> LedgerState:
+        """The state right after journal ``position`` (a committed position), rebuilt
+        from the store: the newest snapshot at or before it, then the journal."""
+        if isinstance(position, bool) or not isinstance(position, int):
+            raise e.InvalidArgument(f"position must be an int, got {type(position).__name__}")
+        if self._pending:
+            raise e.InvalidState("point-in-time reads inside batch() with uncommitted commands")
+        if not 0 <= position <= self._state.position:
+            raise e.InvalidArgument(
+                f"position {position} is outside the journal (0..{self._state.position})")
+        if position == self._state.position:
+            return self._state
+        return state_at(self._store, self._state.core_name, position)
+
     def _reload(self) -> None:
         self._state = load_state(self._store, self._state.core_name)
+        # rolled-back accounts free their numbers for others: drop what was derived
+        self._trees = {}
+        self._leaf_key_cache = []
         self._last_snapshot_position = self._state.position
 
     def _bulk_result_at(self, position: int, ref: str) -> BulkResult:
@@ -821,6 +867,34 @@ def load_state(store: JournalStore, core: str) -> LedgerState:
             version=store.last_version() + 1,
         )
     return state
+
+
+def state_at(store: JournalStore, core: str, position: int) -> LedgerState:
+    """The state right after ``position``: the newest snapshot at or before it, then
+    the journal up to it (checking the chain on the way)."""
+    state: LedgerState | None = None
+    for _version, payload in store.snapshots_desc():
+        snap = snapshot_decoder.decode(payload)
+        if snap.position <= position:
+            state = LedgerState.from_snapshot(snap, core)
+            break
+    if state is None:
+        state = LedgerState(core)
+    if state.position == position:
+        return state
+    for batch in store.read(after_version=state.version):
+        version = state.version + 1
+        verify_link(batch, version, state.head_digest)
+        decoded = r.batch_decoder.decode(batch.payload)
+        for rec in decoded.records:
+            if rec.position > position:
+                return state
+            state.apply(rec)
+        state.version = version
+        state.head_digest = batch.digest
+        if state.position == position:
+            return state
+    raise e.InvalidArgument(f"position {position} is beyond the stored journal")
 
 
 def replay_into(

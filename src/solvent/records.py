@@ -142,6 +142,169 @@ class CommandRejected(Record, tag="command_rejected", frozen=True, kw_only=True)
     amount_minor: int
 
 
+# -- custody: deposits, withdrawals, attestations, halts --------------------------
+#
+# A custody wallet's *book* balance is what the journal says it holds; an
+# *attestation* is what was observed on-chain (or at the bank). Reconciliation
+# compares the two per wallet, explaining the difference by items in flight
+# (deposits detected but not confirmed: observed, not yet booked; withdrawals
+# broadcast but not completed: left the wallet, still booked).
+
+
+class CustodyPolicySet(Record, tag="custody_policy_set", frozen=True, kw_only=True):
+    """The custody rules of ``asset`` from this position on.
+
+    ``confirmations``: required before a detected deposit may be confirmed.
+    ``tolerance_minor``: unexplained shortfall per wallet tolerated by
+    reconciliation. ``min_coverage_ppm``: attested reserves / customer
+    liabilities below this (parts per million; 1,000,000 = 100 %) halts the
+    asset. ``max_attestation_age_ns``: an asset whose oldest wallet attestation
+    is older than this at command time is halted when a hold is attempted.
+    ``account_daily_limit_minor`` / ``asset_daily_limit_minor``: withdrawals
+    requested in any rolling 24 h (0 = no limit). ``approval_threshold_minor``:
+    withdrawals above it need a second operator's approval."""
+
+    asset: str
+    confirmations: int
+    tolerance_minor: int
+    min_coverage_ppm: int
+    max_attestation_age_ns: int
+    account_daily_limit_minor: int
+    asset_daily_limit_minor: int
+    approval_threshold_minor: int
+
+
+class DepositDetected(Record, tag="deposit_detected", frozen=True, kw_only=True):
+    """A deposit was seen on-chain (``ref`` is its txid): pending, visible,
+    not spendable. No balance changes until it is confirmed."""
+
+    account: str
+    wallet: str
+    asset: str
+    amount_minor: int
+
+
+class DepositConfirmed(Record, tag="deposit_confirmed", frozen=True, kw_only=True):
+    """The detected deposit ``(wallet, ref)`` reached ``confirmations``: custody
+    ``wallet`` and ``account`` both grow by ``amount_minor`` (debit wallet,
+    credit account)."""
+
+    account: str
+    wallet: str
+    asset: str
+    amount_minor: int
+    confirmations: int
+
+
+class DepositVoided(Record, tag="deposit_voided", frozen=True, kw_only=True):
+    """The detected deposit ``(wallet, ref)`` will never confirm (a reorg):
+    it is dropped; no balance ever changed for it."""
+
+    account: str
+    wallet: str
+    asset: str
+    amount_minor: int
+    reason: str
+
+
+class WithdrawalRequested(Record, tag="withdrawal_requested", frozen=True, kw_only=True):
+    """``amount_minor`` of ``account`` is held for a withdrawal out of ``wallet``
+    to ``address``. ``needs_approval``: above the asset's threshold, a second
+    operator (not ``actor``) must approve it before broadcast."""
+
+    withdrawal_id: str
+    account: str
+    wallet: str
+    asset: str
+    amount_minor: int
+    address: str
+    needs_approval: bool
+
+
+class WithdrawalApproved(Record, tag="withdrawal_approved", frozen=True, kw_only=True):
+    """A second operator (``actor``) approved the withdrawal."""
+
+    withdrawal_id: str
+
+
+class WithdrawalBroadcast(Record, tag="withdrawal_broadcast", frozen=True, kw_only=True):
+    """The withdrawal's transaction ``txid`` was sent: in flight, still booked."""
+
+    withdrawal_id: str
+    txid: str
+
+
+class WithdrawalCompleted(Record, tag="withdrawal_completed", frozen=True, kw_only=True):
+    """The transaction is final: the account's held funds and the custody wallet
+    both shrink by the amount (debit account from held, credit wallet)."""
+
+    withdrawal_id: str
+
+
+class WithdrawalFailed(Record, tag="withdrawal_failed", frozen=True, kw_only=True):
+    """The withdrawal failed or was cancelled: its hold is released, no money moved."""
+
+    withdrawal_id: str
+    reason: str
+
+
+class Attested(Record, tag="attested", frozen=True, kw_only=True):
+    """``wallet`` was observed holding ``balance_minor`` of ``asset`` at
+    ``as_of_ns``, according to ``source`` (``evidence``: e.g. a block hash)."""
+
+    wallet: str
+    asset: str
+    balance_minor: int
+    as_of_ns: int
+    source: str
+    evidence: str
+
+
+class AssetHalted(Record, tag="asset_halted", frozen=True, kw_only=True):
+    """``asset`` accepts no new holds (orders, withdrawals) and no broadcasts;
+    deposits still credit. Written in the same command that observed the cause:
+    ``shortfall`` (a wallet's unexplained gap beyond tolerance), ``coverage``
+    (attested reserves below the minimum share of customer liabilities) or
+    ``stale`` (an attestation older than the maximum age). The figures that
+    triggered it are recorded; those that do not apply are 0."""
+
+    asset: str
+    cause: str
+    message: str
+    wallet: str
+    expected_minor: int
+    observed_minor: int
+    explained_minor: int
+    unexplained_minor: int
+    reserves_minor: int
+    liabilities_minor: int
+    attestation_age_ns: int
+
+
+class ResumeRequested(Record, tag="resume_requested", frozen=True, kw_only=True):
+    """An operator asks to lift the halts of ``asset``; another operator must approve."""
+
+    asset: str
+    reason: str
+
+
+class AssetResumed(Record, tag="asset_resumed", frozen=True, kw_only=True):
+    """A second operator (``actor``) approved the resume requested by
+    ``requested_by`` after a clean reconciliation: every halt of ``asset`` is lifted."""
+
+    asset: str
+    reason: str
+    requested_by: str
+
+
+class ProofKeyCreated(Record, tag="proof_key_created", frozen=True, kw_only=True):
+    """The secret from which every account's proof-of-liabilities nonce is derived
+    (HMAC-SHA256(key, NONCE_TAG || account), see ``solvent.proof``). Confidential,
+    like the whole journal."""
+
+    key: bytes
+
+
 JournalRecord = (
     ActorRegistered
     | AssetRegistered
@@ -153,6 +316,20 @@ JournalRecord = (
     | AccountFrozen
     | AccountUnfrozen
     | CommandRejected
+    | CustodyPolicySet
+    | DepositDetected
+    | DepositConfirmed
+    | DepositVoided
+    | WithdrawalRequested
+    | WithdrawalApproved
+    | WithdrawalBroadcast
+    | WithdrawalCompleted
+    | WithdrawalFailed
+    | Attested
+    | AssetHalted
+    | ResumeRequested
+    | AssetResumed
+    | ProofKeyCreated
 )
 
 

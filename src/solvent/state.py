@@ -21,6 +21,7 @@ import msgspec
 from solvent import records as r
 from solvent.core import BalanceCore, core_class
 from solvent.core import codes as c
+from solvent.custody import CustodyState
 from solvent.errors import TamperDetected
 
 ROLES = ("customer", "operator", "auditor", "system")
@@ -67,6 +68,7 @@ class Snapshot(msgspec.Struct, frozen=True):
     transfer_refs: list[tuple[str, str, str, str, int, str, int]]
     bulk_refs: list[tuple[str, bytes, int]]
     core: dict[str, Any]
+    custody: dict[str, Any]
 
 
 snapshot_decoder = msgspec.msgpack.Decoder(Snapshot)
@@ -107,6 +109,8 @@ class LedgerState:
             r.AccountUnfrozen: self._apply_unfreeze,
             r.CommandRejected: self._apply_rejected,
         }
+        self.custody = CustodyState(self)
+        self._apply.update(self.custody.handlers())
 
     # -- operations shared by commands and replay ------------------------------
 
@@ -281,6 +285,7 @@ class LedgerState:
             ],
             bulk_refs=[(ref, d, p) for ref, (d, p) in self.bulk_refs.items()],
             core=self.core.export_state(),
+            custody=self.custody.export(),
         )
 
     @classmethod
@@ -310,6 +315,7 @@ class LedgerState:
             )
         for ref, d, p in snap.bulk_refs:
             st.bulk_refs[ref] = (d, p)
+        st.custody.load(snap.custody)
         if len(st.account_names) != st.core.n_accounts or len(st.asset_names) != st.core.n_assets:
             raise TamperDetected(
                 f"snapshot at batch {snap.version} does not match its balance table",
