@@ -412,3 +412,74 @@ def custody_view(led: solvent.Ledger) -> dict[str, Any]:
         "pending": led.pending_deposits(),
         "withdrawals": withdrawals(led),
     }
+
+
+# -- markets (orders, books, holds) -----------------------------------------------------------
+
+MARKET = "BTC-KRW"
+FEE_ACCOUNT = f"fees:{MARKET}"
+
+
+def market_exchange(
+    led: solvent.Ledger,
+    clock: Clock,
+    customers: int = 3,
+    *,
+    customer_krw: str | int | None = 500_000_000,
+    customer_btc: str | int | None = 2,
+    attest: bool = True,
+    **market: Any,
+) -> Exchange:
+    """``custody_exchange`` plus ``customer_krw`` for every customer, both custody wallets
+    attested at their book balance (unless ``attest=False``) and the market BTC-KRW
+    listed: tick 1,000 KRW, lot 0.001 BTC (one tick times one lot is exactly 1 KRW, so a
+    fill's notional in KRW is ticks × lots), maker fee 0.05 %, taker fee 0.1 %, minimum
+    notional 5,000 KRW; ``market`` overrides any listing argument."""
+    ex = custody_exchange(led, customers, customer_btc=customer_btc)
+    if customer_krw is not None:
+        with led.batch():
+            for name in ex.customers:
+                led.deposit(name, "KRW", customer_krw, wallet="krw-bank", ref=f"krw-{name}")
+    if attest:
+        for wallet in ("btc-cold", "krw-bank"):
+            attest_book(led, clock, wallet)
+    listing: dict[str, Any] = {"base": "BTC", "quote": "KRW", "tick_size": "1000",
+                               "lot_size": "0.001", "maker_fee": "0.0005",
+                               "taker_fee": "0.001", "min_notional": "5000"}
+    listing.update(market)
+    led.list_market(MARKET, **listing)
+    ex.accounts.append(FEE_ACCOUNT)
+    return ex
+
+
+def trading_accounts(led: solvent.Ledger) -> list[str]:
+    """Every account that can hold orders' funds (customers and company), no wallets."""
+    wallets = {row.wallet for a in led.assets() for row in led.reconcile(a).wallets}
+    return [name for name in led.accounts() if name not in wallets]
+
+
+def market_view(led: solvent.Ledger, markets: tuple[str, ...] = (MARKET,)) -> dict[str, Any]:
+    """``observe`` (without the journal) plus every listed market's book (50 levels) and
+    every account's open orders: what an order command could change."""
+    seen = observe(led, journal=False)
+    seen["books"] = {m: led.book(m, depth=50) for m in markets}
+    seen["open_orders"] = {a: led.open_orders(a) for a in trading_accounts(led)}
+    return seen
+
+
+def assert_holds_match_orders(led: solvent.Ledger) -> None:
+    """Every account's held balance is exactly what its open orders and its open
+    withdrawals reserve, per asset."""
+    reserved: dict[tuple[str, str], int] = {}
+    for account in trading_accounts(led):
+        for order in led.open_orders(account):
+            key = (account, order.hold_asset)
+            reserved[key] = reserved.get(key, 0) + order.held_minor
+    for wd in withdrawals(led):
+        if wd.status in ("pending_approval", "approved", "broadcast"):
+            key = (wd.account, wd.asset)
+            reserved[key] = reserved.get(key, 0) + wd.amount_minor
+    for account in trading_accounts(led):
+        for asset in led.assets():
+            held = led.balance_minor(account, asset)[1]
+            assert held == reserved.get((account, asset), 0), (account, asset, held, reserved)

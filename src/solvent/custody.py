@@ -168,6 +168,9 @@ class CustodyState:
         self.proof_key: bytes | None = None
         self.in_flight_in: dict[int, int] = {}  # wallet -> detected, unconfirmed
         self.in_flight_out: dict[int, int] = {}  # wallet -> broadcast, uncompleted
+        # asset -> command time until which the last full liveness check holds
+        # (derived, not snapshotted; dropped by every record that could change it)
+        self.live_until: dict[int, int] = {}
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -222,6 +225,7 @@ class CustodyState:
 
     def _on_policy(self, rec: r.CustodyPolicySet) -> None:
         a = self.state.asset_index[rec.asset]
+        self.live_until.pop(a, None)
         self.policies[a] = Policy(
             confirmations=rec.confirmations,
             tolerance_minor=rec.tolerance_minor,
@@ -333,18 +337,22 @@ class CustodyState:
             raise self._fail(rec, "attests a wallet of another asset")
         self.attestations[w] = Attestation(rec.balance_minor, rec.as_of_ns, rec.source,
                                            rec.position)
+        self.live_until.pop(a, None)
         self._refresh_cap(a)
 
     def _on_halted(self, rec: r.AssetHalted) -> None:
         if rec.cause not in HALT_CAUSES:
             raise self._fail(rec, f"has an unknown cause {rec.cause!r}")
-        self.halts.setdefault(self.state.asset_index[rec.asset], {})[rec.cause] = rec
+        a = self.state.asset_index[rec.asset]
+        self.live_until.pop(a, None)
+        self.halts.setdefault(a, {})[rec.cause] = rec
 
     def _on_resume_requested(self, rec: r.ResumeRequested) -> None:
         self.resume_requests[self.state.asset_index[rec.asset]] = (rec.actor, rec.reason)
 
     def _on_resumed(self, rec: r.AssetResumed) -> None:
         a = self.state.asset_index[rec.asset]
+        self.live_until.pop(a, None)
         if self.resume_requests.get(a, ("", ""))[0] != rec.requested_by:
             raise self._fail(rec, "resumes without the matching request")
         self.halts.pop(a, None)
@@ -575,6 +583,9 @@ class CustodyCommands:
 
     def _require_live(self, a: int, who: str) -> None:
         cust = self._custody
+        now = self._now()
+        if now <= cust.live_until.get(a, -1):
+            return  # nothing that could halt it was journaled since the last full check
         name = self._state.asset_names[a]
         status = cust.status(a)
         if status.halted:
@@ -590,11 +601,12 @@ class CustodyCommands:
                    if unattested else "it has no custody wallet"),
                 asset=name,
             )
-        now = self._now()
         pol = cust.policy(a)
         oldest = min(wallets, key=lambda w: cust.attestations[w].as_of_ns)
         age = now - cust.attestations[oldest].as_of_ns
-        if age > pol.max_attestation_age_ns:
+        if age <= pol.max_attestation_age_ns:
+            cust.live_until[a] = cust.attestations[oldest].as_of_ns + pol.max_attestation_age_ns
+        else:
             wallet = self._state.account_names[oldest]
             message = (f"stale: wallet {wallet!r} last attested {age // 10**9} s ago "
                        f"(maximum {pol.max_attestation_age_ns // 10**9} s)")

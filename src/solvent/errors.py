@@ -205,3 +205,52 @@ class SecondOperatorRequired(PermissionDenied):
     """The approval must come from an operator other than the one who asked."""
 
     code = "second_operator_required"
+
+
+# -- markets -------------------------------------------------------------------------
+
+
+class UnknownMarket(Rejected):
+    code = "unknown_market"
+
+
+class UnknownOrder(Rejected):
+    """No resting order with that id (it never existed, was filled or cancelled)."""
+
+    code = "unknown_order"
+
+
+class MarketHalted(Rejected):
+    """The market is halted: no new orders or amends; cancels still work."""
+
+    code = "market_halted"
+
+
+class PriceOutsideBand(Rejected):
+    """The price is outside the market's band around its reference price."""
+
+    code = "price_outside_band"
+
+
+class TickOrLotViolation(Rejected):
+    """A price is not a whole number of ticks, or a quantity of lots."""
+
+    code = "tick_or_lot"
+
+
+class BelowMinNotional(Rejected):
+    """The order's notional is below the market's minimum."""
+
+    code = "below_min_notional"
+
+
+class PostOnlyWouldTake(Rejected):
+    """A post-only order would have traded on arrival; it was not placed."""
+
+    code = "post_only_would_take"
+
+
+class FokUnfillable(Rejected):
+    """A fill-or-kill order could not be filled completely now; nothing traded."""
+
+    code = "fok_unfillable"

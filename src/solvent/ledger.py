@@ -39,6 +39,7 @@ from solvent.core import CORES
 from solvent.core import codes as c
 from solvent.custody import CustodyCommands
 from solvent.journal import StoredBatch, verify_link
+from solvent.markets import MarketCommands
 from solvent.receipts import Receipt
 from solvent.state import (
     ACCOUNT_KINDS,
@@ -101,6 +102,9 @@ class VerifyReport(msgspec.Struct, frozen=True):
 
 # Records that survive a rolled-back batch: they are the forensic trace of what
 # was observed, refused or halted, and change no balance.
+# What a customer actor may do, and only from their own account.
+_CUSTOMER_COMMANDS = frozenset({"transfer", "request_withdrawal", "place_order"})
+
 _KEEP_ON_ABORT = (r.CommandRejected, r.Attested, r.AssetHalted)
 
 _REJECTION_FOR_CODE: dict[int, type[e.Rejected]] = {
@@ -118,7 +122,7 @@ _REJECTION_FOR_CODE: dict[int, type[e.Rejected]] = {
 }
 
 
-class Ledger(CustodyCommands):
+class Ledger(CustodyCommands, MarketCommands):
     """An embeddable, event-sourced, double-entry custodial ledger.
 
     Open one with :meth:`Ledger.open`. One ledger object is the single writer
@@ -518,7 +522,9 @@ class Ledger(CustodyCommands):
             )
 
     def freeze_account(self, account: str, *, reason: str, actor: str | None = None) -> Receipt:
-        """Freeze ``account``: no debits and no holds until unfrozen. One event."""
+        """Freeze ``account``: no debits and no holds until unfrozen. One event, in
+        one commit with the cancellation of the account's resting orders (a frozen
+        account's orders stop trading at once)."""
         return self._set_frozen(account, reason, actor, True)
 
     def unfreeze_account(
@@ -650,7 +656,7 @@ class Ledger(CustodyCommands):
             return who
         if (
             role == "customer"
-            and command == "transfer"
+            and command in _CUSTOMER_COMMANDS
             and debit_account == who
             and self._state.core.kind(self._state.account_index[who]) == c.KIND_CUSTOMER
         ):
@@ -704,9 +710,14 @@ class Ledger(CustodyCommands):
                 state_txt = "frozen" if frozen else "not frozen"
                 raise e.InvalidState(f"account {account!r} is already {state_txt}",
                                      account=account)
-            self._state.core.set_frozen(acct, frozen)
-            cls = r.AccountFrozen if frozen else r.AccountUnfrozen
-            return self._journal(cls, who, "", account=account, reason=reason)
+            with self.batch():  # one commit: the freeze and the cancels it causes
+                if frozen:  # a frozen account's resting orders stop trading at once
+                    for order in [o for o in self._state.markets.orders.values()
+                                  if o.account == account]:
+                        self.cancel_order(order.order_id, actor=who)
+                self._state.core.set_frozen(acct, frozen)
+                cls = r.AccountFrozen if frozen else r.AccountUnfrozen
+                return self._journal(cls, who, "", account=account, reason=reason)
 
     def _now(self) -> int:
         """The command time: the clock, never before the last journaled time."""
@@ -851,8 +862,7 @@ def load_state(store: JournalStore, core: str) -> LedgerState:
                                    version=version)
         try:
             state = LedgerState.from_snapshot(snap, core)
-        except (AssertionError, ValueError, TypeError, KeyError, IndexError,
-                OverflowError) as exc:  # the balance table refuses it (broken invariant)
+        except _SNAPSHOT_LOAD_ERRORS as exc:  # a broken invariant, or a field of the wrong shape
             raise e.TamperDetected(f"snapshot at batch {version} does not load: {exc!r}",
                                    version=version) from exc
         break
@@ -869,15 +879,25 @@ def load_state(store: JournalStore, core: str) -> LedgerState:
     return state
 
 
+# What loading a well-encoded but forged snapshot may raise before TamperDetected.
+_SNAPSHOT_LOAD_ERRORS = (AssertionError, ValueError, TypeError, KeyError, IndexError,
+                         OverflowError, AttributeError)
+
+
 def state_at(store: JournalStore, core: str, position: int) -> LedgerState:
     """The state right after ``position``: the newest snapshot at or before it, then
     the journal up to it (checking the chain on the way)."""
     state: LedgerState | None = None
-    for _version, payload in store.snapshots_desc():
-        snap = snapshot_decoder.decode(payload)
-        if snap.position <= position:
+    for version, payload in store.snapshots_desc():
+        try:
+            snap = snapshot_decoder.decode(payload)
+            if snap.position > position:
+                continue
             state = LedgerState.from_snapshot(snap, core)
-            break
+        except _SNAPSHOT_LOAD_ERRORS as exc:
+            raise e.TamperDetected(f"snapshot at batch {version} does not load: {exc!r}",
+                                   version=version) from exc
+        break
     if state is None:
         state = LedgerState(core)
     if state.position == position:

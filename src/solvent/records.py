@@ -305,6 +305,127 @@ class ProofKeyCreated(Record, tag="proof_key_created", frozen=True, kw_only=True
     key: bytes
 
 
+# -- markets: listings, orders, fills ----------------------------------------------
+#
+# Prices are integer ticks and quantities integer lots of a market; a market's
+# listing fixes what one tick and one lot are in minor units, so every amount a
+# fill moves is exact. Orders hold, at placement, everything they can spend; each
+# fill settles in the order's own record as balanced postings; fees go to the
+# market's fee account (a company account).
+
+
+class MarketListed(Record, tag="market_listed", frozen=True, kw_only=True):
+    """A spot market ``base``/``quote``. A price of 1 tick is ``tick_minor`` quote
+    minor units per whole base unit; 1 lot is ``lot_minor`` base minor units; a
+    fill of q lots at p ticks costs ``p * q * notional_per_tick_lot_minor`` quote
+    minor units (exact: the listing is refused unless that factor is an integer).
+    Fees are parts per million of the notional, rounded down."""
+
+    market: str
+    base: str
+    quote: str
+    tick_minor: int
+    lot_minor: int
+    notional_per_tick_lot_minor: int
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+    min_notional_minor: int
+    fee_account: str
+
+
+class ReferencePriceSet(Record, tag="reference_price_set", frozen=True, kw_only=True):
+    """Orders of ``market`` may not trade outside ``price_ticks`` ± ``band_ppm``
+    (parts per million): limit orders beyond the band are refused, and market
+    orders execute as IOC limit orders at the band's edge."""
+
+    market: str
+    price_ticks: int
+    band_ppm: int
+
+
+class Fill(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One trade of an order (the taker) against a resting order (the maker), at
+    the maker's price. ``notional_minor`` quote moves buyer → seller, ``qty_lots``
+    base seller → buyer; each side's fee (rounded down) goes to the fee account."""
+
+    maker_order_id: int
+    maker_account: str
+    price_ticks: int
+    qty_lots: int
+    notional_minor: int
+    maker_fee_minor: int
+    taker_fee_minor: int
+    maker_remaining_lots: int
+
+
+class OrderPlaced(Record, tag="order_placed", frozen=True, kw_only=True):
+    """An order was accepted: ``hold_minor`` of ``hold_asset`` was held from
+    ``account``, the order matched (``fills``; resting orders of the same account
+    removed by self-trade prevention in ``expired_makers`` as (order id, lots)),
+    every fill settled, and the order ended ``status`` (resting, filled, expired,
+    stp_expired) with ``remaining_lots`` resting or unfilled. Unused hold is
+    released when the order completes. Replaying the inputs must reproduce every
+    output field."""
+
+    market: str
+    order_id: int
+    account: str
+    side: str
+    order_type: str
+    tif: str
+    post_only: bool
+    stp: str
+    price_ticks: int
+    qty_lots: int
+    kernel_budget: int
+    hold_asset: str
+    hold_minor: int
+    client_order_id: str
+    fills: list[Fill]
+    expired_makers: list[tuple[int, int]]
+    status: str
+    filled_lots: int
+    remaining_lots: int
+
+
+class OrderCancelled(Record, tag="order_cancelled", frozen=True, kw_only=True):
+    """A resting order left the book: ``removed_lots`` unfilled, and the
+    ``released_minor`` it still held returned to the account's available balance."""
+
+    market: str
+    order_id: int
+    account: str
+    removed_lots: int
+    released_minor: int
+
+
+class OrderAmended(Record, tag="order_amended", frozen=True, kw_only=True):
+    """A resting order now has ``qty_lots`` remaining at ``price_ticks``; its hold
+    changed by ``hold_delta_minor`` (negative: released). A smaller quantity at the
+    same price keeps its place in the queue; anything else goes to the back."""
+
+    market: str
+    order_id: int
+    account: str
+    qty_lots: int
+    price_ticks: int
+    hold_delta_minor: int
+
+
+class MarketHalted(Record, tag="market_halted", frozen=True, kw_only=True):
+    """``market`` accepts no new orders or amends; cancels still work."""
+
+    market: str
+    reason: str
+
+
+class MarketResumed(Record, tag="market_resumed", frozen=True, kw_only=True):
+    """``market`` accepts orders again."""
+
+    market: str
+    reason: str
+
+
 JournalRecord = (
     ActorRegistered
     | AssetRegistered
@@ -330,6 +451,13 @@ JournalRecord = (
     | ResumeRequested
     | AssetResumed
     | ProofKeyCreated
+    | MarketListed
+    | ReferencePriceSet
+    | OrderPlaced
+    | OrderCancelled
+    | OrderAmended
+    | MarketHalted
+    | MarketResumed
 )
 
 

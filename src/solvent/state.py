@@ -23,6 +23,7 @@ from solvent.core import BalanceCore, core_class
 from solvent.core import codes as c
 from solvent.custody import CustodyState
 from solvent.errors import TamperDetected
+from solvent.markets import MarketState
 
 ROLES = ("customer", "operator", "auditor", "system")
 ACCOUNT_KINDS = {"customer": c.KIND_CUSTOMER, "company": c.KIND_COMPANY}
@@ -69,6 +70,7 @@ class Snapshot(msgspec.Struct, frozen=True):
     bulk_refs: list[tuple[str, bytes, int]]
     core: dict[str, Any]
     custody: dict[str, Any]
+    markets: dict[str, Any]
 
 
 snapshot_decoder = msgspec.msgpack.Decoder(Snapshot)
@@ -111,6 +113,8 @@ class LedgerState:
         }
         self.custody = CustodyState(self)
         self._apply.update(self.custody.handlers())
+        self.markets = MarketState(self)
+        self._apply.update(self.markets.handlers())
 
     # -- operations shared by commands and replay ------------------------------
 
@@ -128,6 +132,7 @@ class LedgerState:
         self.account_names.append(name)
         if kind == c.KIND_WALLET:
             self.wallet_accounts.add(number)
+            self.custody.live_until.pop(wallet_asset, None)  # a new wallet is unattested
 
     def do_post(self, debit: int, credit: int, asset: int, amount_minor: int) -> int:
         return self.core.post(debit, credit, asset, amount_minor)
@@ -286,6 +291,7 @@ class LedgerState:
             bulk_refs=[(ref, d, p) for ref, (d, p) in self.bulk_refs.items()],
             core=self.core.export_state(),
             custody=self.custody.export(),
+            markets=self.markets.export(),
         )
 
     @classmethod
@@ -316,6 +322,7 @@ class LedgerState:
         for ref, d, p in snap.bulk_refs:
             st.bulk_refs[ref] = (d, p)
         st.custody.load(snap.custody)
+        st.markets.load(snap.markets)
         if len(st.account_names) != st.core.n_accounts or len(st.asset_names) != st.core.n_assets:
             raise TamperDetected(
                 f"snapshot at batch {snap.version} does not match its balance table",
