@@ -53,6 +53,7 @@ import msgspec
 import solvent
 from solvent.amounts import from_minor
 from solvent.bench_custody import custody_benchmarks
+from solvent.bench_markets import market_benchmarks
 from solvent.bench_matching import matching_benchmarks
 from solvent.core import codes as c
 from solvent.ledger import BulkResult, Ledger, verify_store
@@ -811,6 +812,7 @@ BENCHMARKS: Final[dict[str, Callable[[Context], dict[str, Any]]]] = {
     "ledger.replay": bench_replay,
     "ledger.replay_bulk": bench_replay_bulk,
     **matching_benchmarks(),  # matching.* (solvent/bench_matching.py)
+    **market_benchmarks(),  # matching.pipeline_memory, matching.durable_sqlite
     **custody_benchmarks(),  # custody.* (solvent/bench_custody.py)
 }
 

@@ -11,6 +11,7 @@ closed, reopened from disk, its hash chain verified, and every balance compared.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sys
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import msgspec
 
@@ -252,6 +254,9 @@ def _custody_part(led: Ledger, clock: SimClock, path: str) -> int:
         led.complete_withdrawal(wid, actor="ops-lee")
         _say(f"   {wid} completed: {customer} and btc-hot both debited 6 BTC")
 
+    if _trading_part(led) != 0:
+        return 1
+
     with _step("Mt.Gox, replayed: the hot wallet leaks 0.4 BTC a day on-chain, no ledger entry"):
         book, _ = led.balance_minor("btc-hot", "BTC")
         cold, _ = led.balance_minor("btc-cold", "BTC")
@@ -281,6 +286,13 @@ def _custody_part(led: Ledger, clock: SimClock, path: str) -> int:
             return 1
         except Rejected as exc:
             _say(f"   BTC withdrawal refused ({exc.code})")
+        try:
+            led.place_order(customer, "BTC-KRW", "sell", qty="0.01", price="98000000",
+                            actor="ops-lee")
+            _say("   !! an order in a halted asset was accepted")
+            return 1
+        except Rejected as exc:
+            _say(f"   BTC-KRW order refused too ({exc.code}): a halted asset cannot trade")
         wid = led.request_withdrawal(customer, "KRW", 1_000, wallet="krw-bank",
                                      address="kb-123-456", ref="wd-demo-3", actor="ops-lee")
         _say(f"   KRW is unaffected: withdrawal {wid} accepted")
@@ -309,6 +321,93 @@ def _custody_part(led: Ledger, clock: SimClock, path: str) -> int:
             return 1
         except ProofInvalid as exc:
             _say(f"   the same proof with its balance changed: rejected ({exc.reason})")
+    return 0
+
+
+REFERENCE_KRW = 98_000_000
+
+
+def _trading_part(led: Ledger) -> int:
+    rng = random.Random(20260207)
+    names = [n for n in led.accounts() if n.startswith("cust-")]
+    with _step(f"Trading: BTC-KRW with {len(names):,} customers, every order backed by a hold"):
+        led.list_market("BTC-KRW", base="BTC", quote="KRW", tick_size="1000", lot_size="0.001",
+                        maker_fee="0.0005", taker_fee="0.001", min_notional="5000",
+                        actor="ops-kim")
+        led.set_reference_price("BTC-KRW", REFERENCE_KRW, band="0.05", actor="ops-kim")
+        orders = 20_000
+        outcomes: dict[str, int] = {}
+        fills = 0
+        low_print = high_print = 0
+        for start in range(0, orders, 2_000):
+            with led.batch():
+                for _ in range(start, start + 2_000):
+                    name = rng.choice(names)
+                    side = rng.choice(("buy", "sell"))
+                    away = rng.randint(-3, 40)  # a few cross the touch
+                    ticks = REFERENCE_KRW // 1000 + (-away if side == "buy" else away)
+                    qty = f"0.00{rng.randint(1, 5)}" if side == "buy" else (
+                        f"0.0{rng.randint(1, 9)}")
+                    try:
+                        o = led.place_order(name, "BTC-KRW", side, qty=qty,
+                                            price=ticks * 1000, actor="ops-kim")
+                    except Rejected as exc:
+                        outcomes[exc.code] = outcomes.get(exc.code, 0) + 1
+                        continue
+                    outcomes["accepted"] = outcomes.get("accepted", 0) + 1
+                    for f in o.fills:
+                        fills += 1
+                        p = int(f.price)
+                        low_print = min(low_print or p, p)
+                        high_print = max(high_print, p)
+            _progress(start + 2_000, orders, "orders")
+        # a few patient buyers far down, inside the band
+        for i, name in enumerate(rng.sample(names, 20)):
+            with contextlib.suppress(Rejected):
+                led.place_order(name, "BTC-KRW", "buy", qty="0.001",
+                                price=(REFERENCE_KRW * 95 // 100 + 1000 * (i + 1)),
+                                actor="ops-kim")
+        book = led.book("BTC-KRW", depth=1)
+        fees, _ = led.balance_minor("fees:BTC-KRW", "KRW")
+        _say(f"   {outcomes.get('accepted', 0):,} accepted, refused: "
+             + ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items()) if k != "accepted"))
+        _say(f"   {fills:,} fills between {low_print:,} and {high_print:,} KRW; fees "
+             f"{fees:,} KRW; touch {book['bids'][0][0]:,} / {book['asks'][0][0]:,}")
+        led.check_invariants()
+
+    with _step("The crash attempt: panic sells 17% below the reference price"):
+        panic = int(REFERENCE_KRW * 0.83) // 1000 * 1000
+        refused = 0
+        for name in rng.sample(names, 50):
+            try:
+                led.place_order(name, "BTC-KRW", "sell", qty="0.01", price=panic,
+                                actor="ops-kim")
+            except Rejected as exc:
+                refused += exc.code == "price_outside_band"
+        _say(f"   50 limit sells at {panic:,} KRW (-17%): {refused} refused (price_outside_band)")
+        low_band = REFERENCE_KRW * 95 // 100
+        lowest = REFERENCE_KRW
+        sold = unfilled = Decimal(0)
+        richest = sorted(names, key=lambda n: led.balance_minor(n, "BTC")[0])[-100:]
+        for name in richest:
+            try:
+                o = led.place_order(name, "BTC-KRW", "sell", type="market", qty="2",
+                                    tif="IOC", actor="ops-kim")
+            except Rejected:
+                continue
+            sold += o.filled_qty
+            unfilled += o.qty - o.filled_qty
+            for f in o.fills:
+                lowest = min(lowest, int(f.price))
+        drop = (REFERENCE_KRW - lowest) * 100 / REFERENCE_KRW
+        _say(f"   100 market sells of 2 BTC: {sold} BTC sold down to {lowest:,} KRW "
+             f"(-{drop:.1f}%), {unfilled} BTC expired unfilled at the band floor "
+             f"{low_band:,} instead of printing lower")
+        if lowest < low_band:
+            _say("   !! a trade printed below the band")
+            return 1
+        report = led.verify()
+        _say(f"   replay: {report.records:,} records verified, books and balances identical")
     return 0
 
 
