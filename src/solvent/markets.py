@@ -99,6 +99,11 @@ class OpenOrder(msgspec.Struct):
 class Placement(msgspec.Struct, frozen=True):
     """The resolved inputs of one order (what ``OrderPlaced`` journals as inputs)."""
 
+    @classmethod
+    def of(cls, rec: r.OrderPlaced) -> Placement:
+        """The inputs of a journaled order: the fields ``OrderPlaced`` shares with this."""
+        return cls(**{f: getattr(rec, f) for f in cls.__struct_fields__})
+
     market: str
     order_id: int
     account: str
@@ -375,10 +380,7 @@ class MarketState:
     # -- replay ------------------------------------------------------------------------
 
     def _on_placed(self, rec: r.OrderPlaced) -> None:
-        p = Placement(
-            rec.market, rec.order_id, rec.account, rec.side, rec.order_type, rec.tif,
-            rec.post_only, rec.stp, rec.price_ticks, rec.qty_lots, rec.kernel_budget,
-            rec.hold_asset, rec.hold_minor, rec.client_order_id)
+        p = Placement.of(rec)
         spec = self.specs[rec.market]
         if rec.order_id != self.next_order_id or rec.market in self.halted:
             raise self._fail(rec, "is out of sequence or on a halted market")
@@ -808,10 +810,7 @@ class MarketCommands:
             found = self.records(after_position=position - 1)  # type: ignore[attr-defined]
         for rec in found:
             if isinstance(rec, r.OrderPlaced) and rec.position == position:
-                first = Placement(rec.market, rec.order_id, rec.account, rec.side,
-                                  rec.order_type, rec.tif, rec.post_only, rec.stp,
-                                  rec.price_ticks, rec.qty_lots, rec.kernel_budget,
-                                  rec.hold_asset, rec.hold_minor, rec.client_order_id)
+                first = Placement.of(rec)
                 if msgspec.structs.replace(first, order_id=p.order_id) != p:
                     raise e.DuplicateRef(
                         f"client_order_id {p.client_order_id!r} of {p.account!r} was used for "
