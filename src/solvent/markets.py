@@ -330,6 +330,15 @@ class MarketState:
         self.open_count[order.account] -= 1
         return order
 
+    def band(self, market: str) -> tuple[int, int] | None:
+        """The (low, high) ticks orders may trade at, or None without a reference price.
+        Rounded inwards: never outside the band."""
+        ref = self.references.get(market)
+        if ref is None:
+            return None
+        price, band_ppm = ref
+        return -(-price * (PPM - band_ppm) // PPM), price * (PPM + band_ppm) // PPM
+
     def hold_needed(self, spec: MarketSpec, side: str, price: int, lots: int) -> int:
         """What a resting order of ``lots`` at ``price`` must hold."""
         if side == "sell":
@@ -597,29 +606,25 @@ class MarketCommands:
     # -- units -------------------------------------------------------------------------
 
     def _ticks(self, spec: MarketSpec, price: AmountLike) -> int:
-        qdec = self._state.asset_decimals[self._state.asset_index[spec.quote]]
-        minor = to_minor(price, qdec, what="price", asset=spec.quote)
-        ticks, rem = divmod(minor, spec.tick_minor)
-        if rem:
-            raise e.TickOrLotViolation(
-                f"price {price} {spec.quote} is not a multiple of the tick "
-                f"{from_minor(spec.tick_minor, qdec)}", market=spec.name)
-        if ticks > mc.MAX_PRICE_TICKS:
-            raise e.InvalidAmount(f"price {price} exceeds {mc.MAX_PRICE_TICKS} ticks",
-                                  market=spec.name)
-        return ticks
+        return self._on_grid(spec, price, spec.quote, spec.tick_minor, "price", "tick",
+                             mc.MAX_PRICE_TICKS)
 
     def _lots(self, spec: MarketSpec, qty: AmountLike) -> int:
-        bdec = self._state.asset_decimals[self._state.asset_index[spec.base]]
-        minor = to_minor(qty, bdec, what="qty", asset=spec.base)
-        lots, rem = divmod(minor, spec.lot_minor)
+        return self._on_grid(spec, qty, spec.base, spec.lot_minor, "qty", "lot",
+                             mc.MAX_QTY_LOTS)
+
+    def _on_grid(self, spec: MarketSpec, value: AmountLike, asset: str, step_minor: int,
+                 what: str, step: str, limit: int) -> int:
+        """``value`` (in ``asset``'s units) as a whole number of steps of ``step_minor``."""
+        dec = self._state.asset_decimals[self._state.asset_index[asset]]
+        steps, rem = divmod(to_minor(value, dec, what=what, asset=asset), step_minor)
         if rem:
             raise e.TickOrLotViolation(
-                f"qty {qty} {spec.base} is not a multiple of the lot "
-                f"{from_minor(spec.lot_minor, bdec)}", market=spec.name)
-        if lots > mc.MAX_QTY_LOTS:
-            raise e.InvalidAmount(f"qty {qty} exceeds {mc.MAX_QTY_LOTS} lots", market=spec.name)
-        return lots
+                f"{what} {value} {asset} is not a multiple of the {step} "
+                f"{from_minor(step_minor, dec)}", market=spec.name)
+        if steps > limit:
+            raise e.InvalidAmount(f"{what} {value} exceeds {limit} {step}s", market=spec.name)
+        return steps
 
     # -- orders --------------------------------------------------------------------------
 
@@ -673,10 +678,7 @@ class MarketCommands:
             raise e.MarketHalted(f"market {market} is halted: {ms.halted[market]}",
                                  market=market)
         ref = ms.references.get(market)
-        low = high = 0
-        if ref is not None:
-            low = -(-ref[0] * (PPM - ref[1]) // PPM)  # ceil: never below the band
-            high = ref[0] * (PPM + ref[1]) // PPM
+        low, high = ms.band(market) or (0, 0)
         qdec = st.asset_decimals[st.asset_index[spec.quote]]
         kernel_budget = 0
         order_type = type
@@ -857,10 +859,9 @@ class MarketCommands:
                 raise e.MarketHalted(f"market {order.market} is halted", market=order.market)
             lots = order.remaining_lots if qty is None else self._lots(spec, qty)
             ticks = order.price_ticks if price is None else self._ticks(spec, price)
-            ref = self._markets.references.get(order.market)
-            if ref is not None and price is not None:
-                low = -(-ref[0] * (PPM - ref[1]) // PPM)
-                high = ref[0] * (PPM + ref[1]) // PPM
+            band = self._markets.band(order.market)
+            if band is not None and price is not None:
+                low, high = band
                 if not low <= ticks <= high:
                     raise e.PriceOutsideBand(f"price {price} is outside the band",
                                              market=order.market)
