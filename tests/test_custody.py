@@ -1167,3 +1167,28 @@ def test_pending_figures_are_exact_after_many_deposits(
     confirmed = sum(range(1, 51, 2))
     assert led.totals("BTC").custody_minor == 7 * BTC + confirmed
     led.verify()
+
+
+def test_the_withdrawal_limit_counts_open_withdrawals_only(
+    monkeypatch: pytest.MonkeyPatch, clock: Clock
+) -> None:
+    """Completed and failed withdrawals do not use up the limit on open ones."""
+    import solvent.custody
+
+    monkeypatch.setattr(solvent.custody, "MAX_OPEN_WITHDRAWALS", 2)
+    led = solvent.Ledger.open("memory:", clock=clock)
+    custody_exchange(led)
+    led.set_custody_policy("BTC", approval_threshold="1")
+    attest_book(led, clock, "btc-cold")
+    ids = [led.request_withdrawal("c000", "BTC", "0.1", wallet="btc-cold", address="bc1q",
+                                  ref=f"w{i}", actor="ops-1") for i in range(2)]
+    with pytest.raises(solvent.LimitExceeded, match="open at once"):
+        led.request_withdrawal("c000", "BTC", "0.1", wallet="btc-cold", address="bc1q",
+                               ref="w2", actor="ops-1")
+    led.fail_withdrawal(ids[0], reason="cancelled by customer", actor="ops-1")
+    led.broadcast_withdrawal(ids[1], txid="t1", actor="ops-1")
+    led.complete_withdrawal(ids[1], actor="ops-1")
+    for i in (3, 4):
+        led.request_withdrawal("c000", "BTC", "0.1", wallet="btc-cold", address="bc1q",
+                               ref=f"w{i}", actor="ops-1")
+    led.verify()

@@ -161,6 +161,7 @@ class CustodyState:
         self.voided: dict[tuple[str, str], PendingDeposit] = {}
         self.withdrawals: dict[str, Withdrawal] = {}
         self.withdrawal_refs: dict[str, str] = {}
+        self.open_withdrawals = 0  # neither completed nor failed (derived, for the limit)
         self.recent: dict[int, deque[str]] = {}  # asset -> withdrawal ids, oldest first
         self.attestations: dict[int, Attestation] = {}  # wallet number -> last attestation
         self.halts: dict[int, dict[str, r.AssetHalted]] = {}
@@ -285,6 +286,7 @@ class CustodyState:
             status="pending_approval" if rec.needs_approval else "approved",
         )
         self.withdrawal_refs[rec.ref] = rec.withdrawal_id
+        self.open_withdrawals += 1
         ids = self.recent.setdefault(a, deque())
         while ids and self.withdrawals[ids[0]].requested_ns <= rec.time_ns - DAY_NS:
             ids.popleft()  # out of every later rolling day (command time never goes back)
@@ -316,6 +318,7 @@ class CustodyState:
                                  wd.amount_minor)
         self._core_ok(rec, code)
         wd.status = "completed"
+        self.open_withdrawals -= 1
         self.in_flight_out[w] -= wd.amount_minor
 
     def _on_failed(self, rec: r.WithdrawalFailed) -> None:
@@ -328,6 +331,7 @@ class CustodyState:
             self.in_flight_out[st.account_index[wd.wallet]] -= wd.amount_minor
         wd.status = "failed"
         wd.reason = rec.reason
+        self.open_withdrawals -= 1
 
     def _on_attested(self, rec: r.Attested) -> None:
         st = self.state
@@ -479,6 +483,7 @@ class CustodyState:
             wd = dec(wd, Withdrawal)
             self.withdrawals[wd.withdrawal_id] = wd
             self.withdrawal_refs[wd.ref] = wd.withdrawal_id
+            self.open_withdrawals += wd.status not in ("completed", "failed")
             if wd.status == "broadcast":
                 wi = self.state.account_index[wd.wallet]
                 self.in_flight_out[wi] = self.in_flight_out.get(wi, 0) + wd.amount_minor
@@ -786,8 +791,9 @@ class CustodyCommands:
                     raise e.DuplicateRef(f"withdrawal ref {ref!r} was used for {prior_id}",
                                          ref=ref)
                 return prior_id
-            if len(cust.withdrawals) >= MAX_OPEN_WITHDRAWALS:
-                raise e.LimitExceeded(f"at most {MAX_OPEN_WITHDRAWALS:,} withdrawals")
+            if cust.open_withdrawals >= MAX_OPEN_WITHDRAWALS:
+                raise e.LimitExceeded(
+                    f"at most {MAX_OPEN_WITHDRAWALS:,} withdrawals may be open at once")
             if self._state.core.is_frozen(acct):
                 raise e.AccountFrozen(f"withdrawal from {account!r}: the account is frozen",
                                       account=account)
