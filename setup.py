@@ -2,6 +2,8 @@
 
 * ``solvent._core``: the balance core (mirror of ``solvent/core/twin.py``);
 * ``solvent._book``: the order-book kernel (mirror of ``solvent/matching/twin.py``);
+* ``solvent._engine``: the market engine (mirror of ``solvent/engine/twin.py``): holds,
+  matching and settlement in C over the two above, through ``ext/solvent/*.pxd``;
 * ``solvent._proof``: the proof-of-liabilities tree builder (SHA-256 from OpenSSL's
   libcrypto). Built only where OpenSSL's headers are installed (Debian:
   ``libssl-dev``); without it ``solvent.proof`` builds the same trees in pure Python,
@@ -33,6 +35,11 @@ extensions = [
         ["ext/_book.pyx"],
         extra_compile_args=["-O3"],
     ),
+    Extension(
+        "solvent._engine",
+        ["ext/_engine.pyx"],
+        extra_compile_args=["-O3"],
+    ),
 ]
 if _have_openssl_headers():
     extensions.append(
@@ -51,6 +58,7 @@ setup(
     ext_modules=cythonize(
         extensions,
         language_level=3,
+        include_path=["ext"],  # ext/solvent/*.pxd: the C interfaces the engine cimports
         compiler_directives={
             "boundscheck": False,
             "wraparound": False,

@@ -180,39 +180,6 @@ def _verify_constants():
 _verify_constants()
 
 
-ctypedef struct Order:
-    int64_t order_id
-    int64_t qty             # remaining lots
-    int64_t account
-    int32_t level           # index of its level; -1 when the slot is free
-    int32_t prev            # FIFO within the level
-    int32_t next            # FIFO within the level; the free list when free
-
-ctypedef struct Level:
-    int64_t key             # price (asks) or -price (bids): ascending key = better price
-    int64_t price
-    int64_t total           # sum of the orders' qty
-    int32_t count
-    int32_t head            # first order in (oldest)
-    int32_t tail
-    int32_t prev            # better level of the side; -1 for the best
-    int32_t next            # worse level; also the free list when free
-    int32_t left            # treap
-    int32_t right
-    uint32_t prio
-    int32_t side
-
-ctypedef struct Slot:
-    int64_t key             # 0 = empty slot
-    int32_t val
-    int32_t pad_
-
-ctypedef struct Table:
-    Slot* slots             # key and value side by side: one cache line per probe
-    Py_ssize_t cap          # a power of two
-    Py_ssize_t count
-
-
 # -- hash tables -----------------------------------------------------------------------------
 
 cdef int _tbl_alloc(Table* t, Py_ssize_t cap) except -1:
@@ -387,27 +354,6 @@ cdef object _column(object col):
 cdef class OrderBook:
     """The resting orders of one market, matched by price-time priority."""
 
-    cdef Order* _ord
-    cdef Py_ssize_t _ord_cap
-    cdef Py_ssize_t _ord_hw          # slots ever used (the rest of the pool is untouched)
-    cdef int32_t _ord_free
-    cdef Level* _lvl
-    cdef Py_ssize_t _lvl_cap
-    cdef Py_ssize_t _lvl_hw
-    cdef int32_t _lvl_free
-    cdef Table _ids                  # order id -> order
-    cdef Table _prices               # signed price key -> level
-    cdef int32_t _best[2]            # best level per side (head of the sorted list)
-    cdef int32_t _root[2]            # treap root per side
-    cdef Py_ssize_t _nlev[2]
-    cdef Py_ssize_t _n               # resting orders
-    cdef Py_ssize_t _max_orders
-    cdef uint32_t _rng
-    cdef int64_t* _ev                # event records, REC int64s each
-    cdef Py_ssize_t _ev_len          # int64s used
-    cdef Py_ssize_t _ev_cap
-    cdef int64_t _row                # row index written into event records
-
     def __cinit__(self, *args, **kwargs):
         self._ord = NULL
         self._lvl = NULL
@@ -482,7 +428,7 @@ cdef class OrderBook:
         _tbl_reserve(&self._prices, 1)
         return 0
 
-    cdef inline int _emit(self, int64_t kind, int64_t a, int64_t b, int64_t acct, int64_t price,
+    cdef int _emit(self, int64_t kind, int64_t a, int64_t b, int64_t acct, int64_t price,
                           int64_t qty, int64_t rem) except -1:
         cdef void* p
         cdef int64_t* r
@@ -578,7 +524,7 @@ cdef class OrderBook:
 
     # -- orders -------------------------------------------------------------------------------
 
-    cdef inline void _append(self, int32_t oi, int32_t li) noexcept:
+    cdef void _append(self, int32_t oi, int32_t li) noexcept:
         """Put order ``oi`` at the back of level ``li``."""
         cdef Order* o = &self._ord[oi]
         cdef Level* v = &self._lvl[li]
@@ -593,7 +539,7 @@ cdef class OrderBook:
         v.count += 1
         v.total += o.qty
 
-    cdef inline void _unlink(self, int32_t oi) noexcept:
+    cdef void _unlink(self, int32_t oi) noexcept:
         """Take order ``oi`` out of its level's queue (dropping the level if emptied)."""
         cdef Order* o = &self._ord[oi]
         cdef int32_t li = o.level
@@ -640,12 +586,12 @@ cdef class OrderBook:
         self._ord_free = oi
         self._n -= 1
 
-    cdef inline int32_t _find(self, int64_t order_id) noexcept:
+    cdef int32_t _find(self, int64_t order_id) noexcept:
         if order_id <= 0:
             return -1
         return _tbl_get(&self._ids, order_id)
 
-    cdef inline void _prefetch_row(self, int64_t op, int64_t order_id, int stage) noexcept:
+    cdef void _prefetch_row(self, int64_t op, int64_t order_id, int stage) noexcept:
         """Software pipelining of ``process_many`` (a hint only: it changes nothing).
         Stage 0: the order id's hash slot (every order looks its id up); stage 1: the
         resting order a cancel/amend names; stage 2: its queue neighbours and level.

@@ -101,13 +101,6 @@ def _verify_constants():
 _verify_constants()
 
 
-ctypedef struct AssetBook:
-    int64_t* available      # indexed by account; beyond available_len reads as 0
-    int64_t* held           # indexed by account; beyond held_len reads as 0
-    Py_ssize_t available_len
-    Py_ssize_t held_len
-    int64_t totals[3]       # [customer_total, company_total, custody_total]
-    int64_t cap             # the twin's _caps[asset]: see set_liability_cap
 
 
 # -- small C helpers -------------------------------------------------------------
@@ -184,15 +177,6 @@ cdef inline int64_t _state_int(object value) except? -1:
 @cython.final
 cdef class BalanceTable:
     """Balances of every account in every asset, with checked operations."""
-
-    cdef uint8_t* _kinds
-    cdef int32_t* _wallet_assets
-    cdef uint8_t* _frozen
-    cdef Py_ssize_t _n_accounts
-    cdef Py_ssize_t _accounts_cap
-    cdef AssetBook* _books           # the twin's _available, _held and _totals
-    cdef Py_ssize_t _n_assets
-    cdef Py_ssize_t _assets_cap
 
     def __cinit__(self):
         self._kinds = NULL
@@ -331,7 +315,7 @@ cdef class BalanceTable:
 
     # -- checked operations ---------------------------------------------------
 
-    cdef inline int _check_pair(
+    cdef int _check_pair(
         self, int64_t debit, int64_t credit, int64_t asset, int64_t amount
     ) noexcept:
         if amount <= 0:  # (> INT64_MAX cannot reach an int64_t: see _arg_amount)
@@ -377,8 +361,10 @@ cdef class BalanceTable:
         cdef int64_t a = _arg_index(asset)
         if a < 0 or a >= self._n_assets:  # (checked before the accounts are read)
             return UNKNOWN_ASSET
-        cdef int64_t d = _arg_index(debit)
-        cdef int64_t cr = _arg_index(credit)
+        return self._post_held(_arg_index(debit), _arg_index(credit), a, am)
+
+    cdef int _post_held(self, int64_t d, int64_t cr, int64_t a, int64_t am) except -1:
+        """``post_held`` past its argument conversion (``a`` is a known asset)."""
         cdef int code = self._check_pair(d, cr, a, am)
         if code:
             return code
@@ -386,7 +372,7 @@ cdef class BalanceTable:
             return WRONG_KIND
         return self._post(d, cr, a, am, True)
 
-    cdef inline int _post(
+    cdef int _post(
         self, int64_t debit, int64_t credit, int64_t asset, int64_t amount, bint from_held
     ) except -1:
         cdef AssetBook* book = &self._books[asset]
@@ -431,7 +417,7 @@ cdef class BalanceTable:
         book.totals[ck] += -amount if ck == KIND_WALLET else amount
         return OK
 
-    cdef inline int _check_single(self, int64_t account, int64_t asset, int64_t amount) noexcept:
+    cdef int _check_single(self, int64_t account, int64_t asset, int64_t amount) noexcept:
         if amount <= 0:
             return INVALID_AMOUNT
         if asset < 0 or asset >= self._n_assets:
@@ -450,7 +436,10 @@ cdef class BalanceTable:
         cdef int64_t a = _arg_index(asset)
         if a < 0 or a >= self._n_assets:
             return UNKNOWN_ASSET
-        cdef int64_t acct = _arg_index(account)
+        return self._hold(_arg_index(account), a, am)
+
+    cdef int _hold(self, int64_t acct, int64_t a, int64_t am) except -1:
+        """``hold`` past its argument conversion (``a`` is a known asset)."""
         cdef int code = self._check_single(acct, a, am)
         if code:
             return code
@@ -473,7 +462,10 @@ cdef class BalanceTable:
         cdef int64_t a = _arg_index(asset)
         if a < 0 or a >= self._n_assets:
             return UNKNOWN_ASSET
-        cdef int64_t acct = _arg_index(account)
+        return self._release(_arg_index(account), a, am)
+
+    cdef int _release(self, int64_t acct, int64_t a, int64_t am) except -1:
+        """``release`` past its argument conversion (``a`` is a known asset)."""
         cdef int code = self._check_single(acct, a, am)
         if code:
             return code
@@ -486,7 +478,7 @@ cdef class BalanceTable:
         book.available[acct] += am
         return OK
 
-    cdef inline int _post_many_item(
+    cdef int _post_many_item(
         self, int64_t debit, int64_t credit, int64_t asset, int64_t amount
     ) except -1:
         """One item of ``post_many`` (the body of the twin's loop)."""
