@@ -115,6 +115,7 @@ cdef int64_t INT64_MAX_ = 0x7FFFFFFFFFFFFFFF
 cdef int64_t INT64_MIN_ = -0x7FFFFFFFFFFFFFFF - 1
 cdef int64_t MAX_PRICE_TICKS = 1000000000000
 cdef int64_t MAX_QTY_LOTS = 1000000000000
+cdef int64_t MAX_FIRST_ORDER_ID = 1 << 62
 
 
 def _verify_constants():
@@ -141,7 +142,7 @@ def _verify_constants():
         (FLAG_POST_ONLY, mc.FLAG_POST_ONLY), (FLAG_STP_SHIFT, mc.FLAG_STP_SHIFT),
         (FLAGS_ALL, mc.FLAGS_ALL), (REC, mc.BULK_EVENT_FIELDS),
         (MAX_PRICE_TICKS, mc.MAX_PRICE_TICKS), (MAX_QTY_LOTS, mc.MAX_QTY_LOTS),
-        (CORE_OK, cc.OK), (CORE_ACCOUNT_FROZEN, cc.ACCOUNT_FROZEN),
+        (MAX_FIRST_ORDER_ID, c.MAX_FIRST_ORDER_ID), (CORE_OK, cc.OK), (CORE_ACCOUNT_FROZEN, cc.ACCOUNT_FROZEN),
         (KIND_WALLET, cc.KIND_WALLET), (INT64_MAX_, c.INT64_MAX),
     )
     for mine, theirs in pairs:
@@ -392,7 +393,7 @@ cdef class MarketEngine:
 
     cdef int64_t _run(self, const int64_t* ins, Py_ssize_t n, int64_t live_code, int64_t owner,
                       int64_t next_id) except -1:
-        if not 1 <= next_id:
+        if not 1 <= next_id <= MAX_FIRST_ORDER_ID:
             raise ValueError("first_order_id out of range")
         cdef Py_ssize_t i
         cdef const int64_t* r
@@ -608,7 +609,9 @@ cdef class MarketEngine:
             self._ok(core._post_held(seller, buyer, self.base, base_amt))
             if notional > seller_fee:
                 self._ok(core._post_held(buyer, seller, self.quote, notional - seller_fee))
-        if buyer_fee + seller_fee:
+        if buyer == self.fee_account:
+            self._release(buyer, self.quote, buyer_fee + seller_fee)
+        elif buyer_fee + seller_fee:
             self._ok(core._post_held(buyer, self.fee_account, self.quote,
                                      buyer_fee + seller_fee))
         if side == SELL:

@@ -11,7 +11,9 @@ ticks costs exactly p × q KRW; maker fee 0.05 %, taker fee 0.1 %, minimum notio
 from __future__ import annotations
 
 import functools
+from array import array
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +34,9 @@ from conftest import (
     observe,
 )
 from solvent import records as r
+from solvent.engine import codes as ec
 from solvent.journal import StoredBatch
+from solvent.matching import codes as mc
 from solvent.store import JournalStore
 
 SAT = 10**8  # satoshi per BTC
@@ -330,7 +334,7 @@ def test_market_buy_by_budget_never_spends_more_than_the_budget(
     assert btc(led, "c000") == (BTC0 + 50_500_000, 0)
     rec = placed(led, o.order_id)
     assert (rec.order_type, rec.hold_asset, rec.hold_minor) == ("market", "KRW", budget)
-    assert rec.kernel_budget == budget * 10**6 // 1_001_000
+    assert rec.quote_minor == budget
     # a budget that buys no lot at the best ask spends nothing
     o = led.place_order("c000", MARKET, "buy", quote_qty="90000", type="market", tif="IOC")
     assert (o.status, o.fills) == ("expired", [])
@@ -388,20 +392,18 @@ def test_self_trade_prevention_modes(led: solvent.Ledger, ex: Any, stp: str) -> 
 # -- holds ------------------------------------------------------------------------------------
 
 
-def test_price_improvement_is_refunded_when_the_order_completes(
-    led: solvent.Ledger, ex: Any
-) -> None:
+def test_price_improvement_is_refunded_at_once(led: solvent.Ledger, ex: Any) -> None:
     sell(led, "c001", "0.1", "98000000")
     o = buy(led, "c000", "0.3", "99000000")
-    hold = 29_700_000 + 29_700
     first = 9_800_000 + 9_800  # 0.1 at 98,000,000 as taker
+    rest = 19_800_000 + 19_800  # what 0.2 at 99,000,000 holds (fee at the larger rate)
     assert (o.status, o.filled_qty) == ("resting", Decimal("0.1"))
-    # the resting 0.2 still holds the improvement of the first fill until it completes
-    assert krw(led, "c000") == (KRW0 - hold, hold - first)
-    assert led.open_orders("c000")[0].held_minor == hold - first
+    # a resting order holds exactly what its remaining qty needs: the improvement is back
+    assert krw(led, "c000") == (KRW0 - first - rest, rest)
+    assert led.open_orders("c000")[0].held_minor == rest
     check(led)
     sell(led, "c002", "0.2", "99000000")  # c000 is now the maker at 99,000,000
-    second = 19_800_000 + 9_900  # maker fee 0.05 %
+    second = 19_800_000 + 9_900  # maker fee 0.05 %: the rest of the fee hold comes back
     assert krw(led, "c000") == (KRW0 - first - second, 0)
     assert led.open_orders("c000") == []
     assert btc(led, "c000") == (BTC0 + 30_000_000, 0)
@@ -495,7 +497,7 @@ def test_amend_price_change_requeues_and_reholds(led: solvent.Ledger, ex: Any) -
 def test_amend_refusals_change_nothing(led: solvent.Ledger, ex: Any) -> None:
     a = buy(led, "c000", "0.1", "97000000").order_id
     sell(led, "c001", "0.1", "98000000")
-    refused(led, solvent.InvalidState, "invalid_state",
+    refused(led, solvent.AmendWouldCross, "amend_would_cross",
             lambda: led.amend_order(a, price="98000000"))  # would cross: amends never trade
     led.transfer("c000", "c002", "KRW", KRW0 - 9_709_700 - 1_000, ref="drain")
     err = refused(led, solvent.InsufficientFunds, "insufficient_funds",
@@ -726,8 +728,9 @@ def test_refused_batch_of_orders_leaves_nothing_behind(led: solvent.Ledger, ex: 
     check(led)
 
 
-def test_open_orders_limit(led: solvent.Ledger, ex: Any, monkeypatch: Any) -> None:
+def test_open_orders_limit(led: solvent.Ledger, clock: Clock, monkeypatch: Any) -> None:
     monkeypatch.setattr(solvent.markets, "MAX_OPEN_ORDERS_PER_ACCOUNT", 2)
+    market_exchange(led, clock)  # the engine takes the limit when the market is listed
     first = buy(led, "c000", "0.1", "97000000")
     buy(led, "c000", "0.1", "96000000")
     err = refused(led, solvent.LimitExceeded, "limit_exceeded",
@@ -903,7 +906,8 @@ def test_bithumb_a_17_percent_crash_cannot_print(led: solvent.Ledger, ex: Any) -
     assert all(f.price >= 93_100_000 for f in o.fills)
     assert btc(led, "c000") == (BTC0 - 20_000_000, 0)
     rec = placed(led, o.order_id)
-    assert (rec.order_type, rec.price_ticks) == ("limit", 93_100)  # an IOC limit at the edge
+    # journaled as asked; the engine ran it as an IOC limit at the band's edge
+    assert (rec.order_type, rec.price_ticks, rec.qty_lots) == ("market", 0, 1_500)
     # a market buy cannot lift asks above the upper edge either (102,900,000)
     sell(led, "c002", "0.1", "100000000")
     sell(led, "c002", "0.1", "102900000")
@@ -1000,35 +1004,82 @@ def test_halt_and_resume_are_journaled_and_cancels_still_work(
 
 
 def test_submit_orders_returns_per_order_outcomes(led: solvent.Ledger, ex: Any) -> None:
+    m = led.market_id(MARKET)
+    c000 = led.account_id("c000")
     batch = [
-        {"account": "c001", "market": MARKET, "side": "sell", "qty": "0.1",
-         "price": "98000000"},
-        {"account": "c000", "market": MARKET, "side": "buy", "qty": "60", "price": "98000000"},
-        {"account": "c000", "market": MARKET, "side": "buy", "qty": "0.1", "price": 9.8e7},
-        {"account": "c000", "market": "NOPE", "side": "buy", "qty": "0.1", "price": "1000"},
-        {"account": "c002", "market": MARKET, "side": "buy", "qty": "0.05",
-         "price": "98000000"},
-        {"account": "c000", "market": MARKET, "side": "buy", "qty": "0.1",
-         "price": "98000000", "post_only": True},
-        {"account": "c000", "market": MARKET, "side": "buy", "bogus": 1},
-        {"account": "c002", "market": MARKET, "side": "sell", "qty": "0.1",
-         "price": "99000000", "tif": "FOK"},
+        led.order_row("c001", MARKET, "sell", qty="0.1", price="98000000"),
+        led.order_row("c000", MARKET, "buy", qty="60", price="98000000"),
+        (ec.OP_LIMIT, m, 0, c000, mc.BUY, 98_000, 100, 0, 1.0),  # a float: a bad row
+        (ec.OP_LIMIT, m + 7, 0, c000, mc.BUY, 98_000, 100, 0, 0),  # no such market
+        led.order_row("c002", MARKET, "buy", qty="0.05", price="98000000"),
+        led.order_row("c000", MARKET, "buy", qty="0.1", price="98000000", post_only=True),
+        (ec.OP_LIMIT, m, 0, c000, mc.BUY),  # too short
+        led.order_row("c002", MARKET, "sell", qty="0.1", price="99000000", tif="FOK"),
+        led.cancel_row(10**6, MARKET),
     ]
     version = led.version
     with led.batch():
         results = led.submit_orders(batch)
     assert led.version == version + 1  # one commit for the lot
-    codes = [code for code, _ in results]
-    assert codes[:6] == ["ok", "insufficient_funds", "float_amount", "unknown_market", "ok",
-                         "post_only_would_take"]
-    assert codes[6].startswith("bad_request") and codes[7] == "fok_unfillable"
-    ids = [oid for _, oid in results]
-    assert ids[0] > 0 and ids[4] == ids[0] + 1 and [ids[i] for i in (1, 2, 3, 5, 6, 7)] == [0] * 6
-    assert placed(led, ids[4]).fills[0].maker_order_id == ids[0]
+    assert results.codes() == [
+        "ok", "insufficient_funds", "invalid_argument", "unknown_market", "ok",
+        "post_only_would_take", "invalid_argument", "fok_unfillable", "unknown_order"]
+    ids = results.order_ids()
+    assert ids[0] > 0 and ids[4] == ids[0] + 1 and [ids[i] for i in (1, 2, 3, 5, 6, 7, 8)] == [
+        0] * 7
+    assert results[4] == ("ok", ids[4], "filled", 50, 0, 4_900_000 + 4_900)
+    assert placed_fill_makers(led) == [ids[0]]
     assert levels(led)["asks"] == [(98_000_000, 5_000_000)]
-    refused(led, solvent.LimitExceeded, "limit_exceeded", lambda: led.submit_orders(
-        "not a list"))  # type: ignore[arg-type]
+    with pytest.raises(solvent.LimitExceeded):
+        led.submit_orders("not a list")  # type: ignore[arg-type]
     check(led)
+    led.verify()
+
+
+def placed_fill_makers(led: solvent.Ledger) -> list[int]:
+    """The maker order ids of every fill journaled by submit_orders."""
+    found = []
+    for rec in led.records():
+        if isinstance(rec, r.OrdersSubmitted):
+            ev = array("q")
+            ev.frombytes(rec.events)
+            found += list(ev[2::ec.EVENT_FIELDS])
+    return found
+
+
+def test_submit_orders_a_customer_acts_for_itself_only(led: solvent.Ledger, ex: Any) -> None:
+    mine = led.order_row("c000", MARKET, "buy", qty="0.1", price="97000000")
+    theirs = led.order_row("c001", MARKET, "buy", qty="0.1", price="97000000")
+    results = led.submit_orders([mine, theirs], actor="c000")
+    assert results.codes() == ["ok", "permission_denied"]
+    led.register_actor("reader", "auditor")
+    refused(led, solvent.PermissionDenied, "permission_denied",
+            lambda: led.submit_orders([theirs], actor="reader"))
+    check(led)
+    led.verify()
+
+
+def test_submit_orders_spans_markets_in_order(
+    led: solvent.Ledger, ex: Any, clock: Clock
+) -> None:
+    led.register_asset("ETH", 18)
+    led.open_wallet("eth-cold", asset="ETH")
+    led.attest("eth-cold", "0", as_of=datetime.fromtimestamp(clock.now_ns / 1e9, UTC),
+               source="test")
+    led.list_market("ETH-KRW", base="ETH", quote="KRW", tick_size="1000", lot_size="0.01")
+    rows = [led.order_row("c000", MARKET, "buy", qty="0.1", price="97000000"),
+            led.order_row("c000", "ETH-KRW", "buy", qty="1", price="4000000"),
+            led.order_row("c001", MARKET, "sell", qty="0.1", price="97000000")]
+    position = led.position
+    results = led.submit_orders(rows)
+    assert results.codes() == ["ok", "ok", "ok"]
+    assert [o.status for o in results] == ["resting", "resting", "filled"]
+    recs = list(led.records(after_position=position))
+    assert [(type(x).__name__, x.market) for x in recs] == [
+        ("OrdersSubmitted", MARKET), ("OrdersSubmitted", "ETH-KRW"),
+        ("OrdersSubmitted", MARKET)]
+    check(led)
+    led.verify()
 
 
 # -- replay ---------------------------------------------------------------------------------------
@@ -1060,14 +1111,15 @@ def mixed_session(led: solvent.Ledger) -> None:
     led.resume_market(MARKET)
     with led.batch():
         led.submit_orders([
-            {"account": "c002", "market": MARKET, "side": "buy", "qty": "0.4",
-             "price": "96000000", "stp": "expire_both"},
-            {"account": "c000", "market": MARKET, "side": "sell", "qty": "0.4",
-             "price": "96000000", "stp": "none"},
-            {"account": "c001", "market": MARKET, "side": "sell", "qty": "0.3",
-             "price": "100000000", "client_order_id": "s-9"},
-            {"account": "c001", "market": MARKET, "side": "sell", "qty": "0.3",
-             "price": "70000000"},  # outside the band: refused, not journaled
+            led.order_row("c002", MARKET, "buy", qty="0.4", price="96000000",
+                          stp="expire_both"),
+            led.order_row("c000", MARKET, "sell", qty="0.4", price="96000000", stp="none"),
+            led.order_row("c001", MARKET, "sell", qty="0.3", price="100000000"),
+            led.order_row("c001", MARKET, "sell", qty="0.3", price="70000000"),  # band
+            led.amend_row(ids[1], MARKET, qty="0.1"),
+            led.cancel_row(ids[5], MARKET),
+            led.order_row("c001", MARKET, "buy", quote_qty="3000000", type="market",
+                          tif="IOC"),
         ])
     buy(led, "c001", "0.01", "98000000")
     led.place_order("c001", MARKET, "sell", qty="0.05", type="market", tif="FOK")

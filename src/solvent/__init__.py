@@ -15,6 +15,7 @@ Decimal('1.25000000')
 from solvent.errors import (
     AccountFrozen,
     AlreadyExists,
+    AmendWouldCross,
     AssetHalted,
     AssetMismatch,
     BalanceOverflow,
@@ -62,6 +63,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccountFrozen",
     "AlreadyExists",
+    "AmendWouldCross",
     "AssetHalted",
     "AssetMismatch",
     "Balance",

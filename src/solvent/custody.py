@@ -178,6 +178,25 @@ class CustodyState:
     def policy(self, asset: int) -> Policy:
         return self.policies.get(asset) or Policy()
 
+    def liveness(self, asset: int, now_ns: int | None) -> tuple[str, int]:
+        """Whether ``asset`` may back new orders and withdrawals at ``now_ns``:
+        ``("", 0)`` when live; else ``("halted", 0)``, ``("not_reconciled", 0)`` (no
+        wallet, or a wallet never attested) or ``("stale", wallet)`` (the oldest
+        attestation is older than the policy allows; the wallet named; not checked
+        when ``now_ns`` is None). Pure: the live command path and replay's checks
+        both call it. (Replay checks without the time: a command found an asset
+        stale only after journaling the halt that replay then sees.)"""
+        if self.status(asset).halted:
+            return "halted", 0
+        wallets = self.wallets_of(asset)
+        if not wallets or any(w not in self.attestations for w in wallets):
+            return "not_reconciled", 0
+        oldest = min(wallets, key=lambda w: self.attestations[w].as_of_ns)
+        if now_ns is not None and (now_ns - self.attestations[oldest].as_of_ns
+                                   > self.policy(asset).max_attestation_age_ns):
+            return "stale", oldest
+        return "", 0
+
     def wallets_of(self, asset: int) -> list[int]:
         core = self.state.core
         return [
@@ -592,14 +611,15 @@ class CustodyCommands:
         if now <= cust.live_until.get(a, -1):
             return  # nothing that could halt it was journaled since the last full check
         name = self._state.asset_names[a]
-        status = cust.status(a)
-        if status.halted:
+        why, wallet_no = cust.liveness(a, now)
+        if why == "halted":
+            status = cust.status(a)
             raise e.AssetHalted(f"{name} is halted: {status.reason}", asset=name,
                                 causes=status.causes)
-        wallets = cust.wallets_of(a)
-        unattested = [self._state.account_names[w] for w in wallets
-                      if w not in cust.attestations]
-        if not wallets or unattested:
+        if why == "not_reconciled":
+            wallets = cust.wallets_of(a)
+            unattested = [self._state.account_names[w] for w in wallets
+                          if w not in cust.attestations]
             raise e.NotReconciled(
                 f"{name} is not reconciled: "
                 + (f"wallet(s) {', '.join(map(repr, unattested))} never attested"
@@ -607,19 +627,19 @@ class CustodyCommands:
                 asset=name,
             )
         pol = cust.policy(a)
-        oldest = min(wallets, key=lambda w: cust.attestations[w].as_of_ns)
-        age = now - cust.attestations[oldest].as_of_ns
-        if age <= pol.max_attestation_age_ns:
+        if why == "":
+            oldest = min(cust.wallets_of(a), key=lambda w: cust.attestations[w].as_of_ns)
             cust.live_until[a] = cust.attestations[oldest].as_of_ns + pol.max_attestation_age_ns
-        else:
-            wallet = self._state.account_names[oldest]
-            message = (f"stale: wallet {wallet!r} last attested {age // 10**9} s ago "
-                       f"(maximum {pol.max_attestation_age_ns // 10**9} s)")
-            self._emit(r.AssetHalted, who, "", asset=name, cause="stale",
-                       message=message, wallet=wallet, expected_minor=0, observed_minor=0,
-                       explained_minor=0, unexplained_minor=0, reserves_minor=0,
-                       liabilities_minor=0, attestation_age_ns=age)
-            raise e.AssetHalted(f"{name} is halted: {message}", asset=name, causes=["stale"])
+            return
+        age = now - cust.attestations[wallet_no].as_of_ns
+        wallet = self._state.account_names[wallet_no]
+        message = (f"stale: wallet {wallet!r} last attested {age // 10**9} s ago "
+                   f"(maximum {pol.max_attestation_age_ns // 10**9} s)")
+        self._emit(r.AssetHalted, who, "", asset=name, cause="stale",
+                   message=message, wallet=wallet, expected_minor=0, observed_minor=0,
+                   explained_minor=0, unexplained_minor=0, reserves_minor=0,
+                   liabilities_minor=0, attestation_age_ns=age)
+        raise e.AssetHalted(f"{name} is halted: {message}", asset=name, causes=["stale"])
 
     # -- policy -------------------------------------------------------------------------
 

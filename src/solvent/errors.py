@@ -254,3 +254,10 @@ class FokUnfillable(Rejected):
     """A fill-or-kill order could not be filled completely now; nothing traded."""
 
     code = "fok_unfillable"
+
+
+class AmendWouldCross(InvalidState):
+    """An amended price would cross the opposite best price: an amend never trades."""
+
+    code = "amend_would_cross"
+

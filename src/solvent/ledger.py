@@ -712,8 +712,7 @@ class Ledger(CustodyCommands, MarketCommands):
                                      account=account)
             with self.batch():  # one commit: the freeze and the cancels it causes
                 if frozen:  # a frozen account's resting orders stop trading at once
-                    for order in [o for o in self._state.markets.orders.values()
-                                  if o.account == account]:
+                    for order in self._state.markets.orders_of(acct):
                         self.cancel_order(order.order_id, actor=who)
                 self._state.core.set_frozen(acct, frozen)
                 cls = r.AccountFrozen if frozen else r.AccountUnfrozen

@@ -1,24 +1,14 @@
 """Markets: listings, reserve-backed orders, matching, settlement into the journal.
 
-:class:`MarketState` lives inside :class:`~solvent.state.LedgerState`: one order
-book per market (the compiled kernel ``solvent._book`` or its twin, following
-the ledger's core), the open orders with what each still holds, and the
-listings. :meth:`MarketState.place` is the one path by which an order holds,
-matches and settles — for a live command and for replay alike; replay checks
-that every fill comes out exactly as journaled.
-
-Money in a market:
-
-* a buy limit order holds ``notional(price, qty) + fee`` in the quote asset (the
-  fee at the larger of the maker and taker rates); a sell holds ``qty`` in the
-  base asset; a market buy holds its quote budget; a market sell its quantity;
-* a fill of q lots at p ticks moves ``p * q * notional_per_tick_lot`` quote from
-  the buyer's hold — minus the seller's fee — to the seller, both fees to the
-  market's fee account, and ``q * lot`` base from the seller's hold to the buyer;
-  fees are ``floor(notional * rate_ppm / 10**6)``: every minor unit is accounted
-  for, and a fee never exceeds what was held for it;
-* when an order completes (filled, expired, cancelled) what it still holds is
-  released: price improvement comes back to the account.
+:class:`MarketState` lives inside :class:`~solvent.state.LedgerState`: one
+market engine per market (:mod:`solvent.engine`: the compiled ``solvent._engine``
+or its twin, following the ledger's core), the listings, reference prices and
+halts. The engine is the one path by which an order holds, matches and settles
+— for the single-order commands, for :meth:`MarketCommands.submit_orders` and
+for replay alike; replay checks that every result comes out exactly as
+journaled. The engine's module docstring (``solvent/engine/twin.py``) gives the
+money rules: what an order holds, how a fill settles, how fees round, the order
+in which an order's checks run.
 
 An order is accepted only when its hold succeeds against available (confirmed)
 funds of a non-frozen account, both assets of the market are reconciled and not
@@ -27,8 +17,10 @@ halted, and the market is not halted.
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterator, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, overload
 
 import msgspec
 
@@ -36,6 +28,8 @@ from solvent import errors as e
 from solvent import records as r
 from solvent.amounts import AmountLike, check_id, check_text, from_minor, to_minor
 from solvent.core import codes as cc
+from solvent.engine import codes as ec
+from solvent.engine import engine_class
 from solvent.matching import book_class
 from solvent.matching import codes as mc
 from solvent.receipts import Receipt
@@ -43,29 +37,32 @@ from solvent.receipts import Receipt
 if TYPE_CHECKING:
     from solvent.state import LedgerState
 
-PPM: Final = 1_000_000
-MAX_OPEN_ORDERS_PER_ACCOUNT: Final = 1_000
+PPM: Final = ec.PPM
+MAX_OPEN_ORDERS_PER_ACCOUNT: Final = ec.MAX_OPEN_ORDERS_PER_ACCOUNT
 MAX_MARKETS: Final = 256
-MAX_SUBMIT_BATCH: Final = 100_000
-MAX_FEE_PPM: Final = 100_000  # 10 %
+MAX_SUBMIT_BATCH: Final = ec.MAX_SUBMIT_ROWS
+MAX_FEE_PPM: Final = ec.MAX_FEE_PPM
 MAX_BAND_PPM: Final = 500_000  # 50 %
 
 SIDES: Final = {"buy": mc.BUY, "sell": mc.SELL}
+SIDE_NAMES: Final = {mc.BUY: "buy", mc.SELL: "sell"}
 TIFS: Final = {"GTC": mc.GTC, "IOC": mc.IOC, "FOK": mc.FOK}
+TIF_NAMES: Final = {v: k for k, v in TIFS.items()}
 STPS: Final = {v: k for k, v in mc.STP_NAMES.items()}
-FINAL_STATUS: Final = {
+STATUS_NAMES: Final = {
+    0: "",
     mc.EV_RESTING: "resting",
     mc.EV_FILLED: "filled",
     mc.EV_EXPIRED: "expired",
     mc.EV_STP_EXPIRED: "stp_expired",
+    mc.EV_CANCELED: "cancelled",
+    mc.EV_AMENDED: "amended",
 }
-_BOOK_REJECTION: Final[dict[int, type[e.Rejected]]] = {
-    mc.POST_ONLY_WOULD_TAKE: e.PostOnlyWouldTake,
-    mc.FOK_UNFILLABLE: e.FokUnfillable,
-    mc.BOOK_FULL: e.LimitExceeded,
-    mc.INVALID_PRICE: e.InvalidAmount,
-    mc.INVALID_QTY: e.InvalidAmount,
-}
+#: the code ``submit_orders`` reports for a row that names no listed market
+UNKNOWN_MARKET_CODE: Final = "unknown_market"
+_UNKNOWN_MARKET: Final = -1  # its result code in BulkOutcomes (never journaled)
+_LIVE_CODES: Final = {"halted": ec.ASSET_HALTED, "stale": ec.ASSET_HALTED,
+                      "not_reconciled": ec.NOT_RECONCILED}
 
 
 class MarketSpec(msgspec.Struct, frozen=True):
@@ -79,10 +76,12 @@ class MarketSpec(msgspec.Struct, frozen=True):
     taker_fee_ppm: int
     min_notional_minor: int
     fee_account: str
+    market_id: int
 
 
-class OpenOrder(msgspec.Struct):
-    """A resting order and what it still holds (``held_minor`` of ``hold_asset``)."""
+class OpenOrder(msgspec.Struct, frozen=True):
+    """A resting order and what it holds (``held_minor`` of ``hold_asset``: always
+    exactly what its remaining quantity at its price needs)."""
 
     order_id: int
     market: str
@@ -90,43 +89,8 @@ class OpenOrder(msgspec.Struct):
     side: str
     price_ticks: int
     remaining_lots: int
-    filled_lots: int
     held_minor: int
     hold_asset: str
-    client_order_id: str
-
-
-class Placement(msgspec.Struct, frozen=True):
-    """The resolved inputs of one order (what ``OrderPlaced`` journals as inputs)."""
-
-    @classmethod
-    def of(cls, rec: r.OrderPlaced) -> Placement:
-        """The inputs of a journaled order: the fields ``OrderPlaced`` shares with this."""
-        return cls(**{f: getattr(rec, f) for f in cls.__struct_fields__})
-
-    market: str
-    order_id: int
-    account: str
-    side: str
-    order_type: str
-    tif: str
-    post_only: bool
-    stp: str
-    price_ticks: int
-    qty_lots: int
-    kernel_budget: int
-    hold_asset: str
-    hold_minor: int
-    client_order_id: str
-
-
-class Outcome(msgspec.Struct, frozen=True):
-    code: int
-    fills: list[r.Fill]
-    expired_makers: list[tuple[int, int]]
-    status: str
-    filled_lots: int
-    remaining_lots: int
 
 
 class FillView(msgspec.Struct, frozen=True):
@@ -141,7 +105,8 @@ class FillView(msgspec.Struct, frozen=True):
 
 
 class Order(msgspec.Struct, frozen=True):
-    """An order as the caller sees it, in the market's units."""
+    """An order as the caller sees it, in the market's units. A market buy has
+    ``quote_qty`` (its budget) and ``qty`` equal to what it bought."""
 
     order_id: int
     market: str
@@ -154,26 +119,103 @@ class Order(msgspec.Struct, frozen=True):
     fills: list[FillView]
     client_order_id: str = ""
     replayed: bool = False
+    quote_qty: Decimal | None = None
 
 
-def fee_of(notional_minor: int, ppm: int) -> int:
-    """The fee on ``notional_minor`` at ``ppm`` parts per million, rounded down."""
-    return notional_minor * ppm // PPM
+class BulkOutcome(NamedTuple):
+    """One command's outcome in :meth:`MarketCommands.submit_orders`: ``code`` is
+    ``"ok"`` or the code of the :class:`~solvent.Rejected` the single-order command
+    would raise; the rest are the engine's result row (see
+    :mod:`solvent.engine.codes`), ``status`` by name."""
+
+    code: str
+    order_id: int
+    status: str
+    filled_lots: int
+    remaining_lots: int
+    amount_minor: int
+
+
+class BulkOutcomes(Sequence[BulkOutcome]):
+    """The outcomes of one ``submit_orders`` call, one per command, in order; kept
+    as the engine's int64 result rows and turned into :class:`BulkOutcome` only
+    when read."""
+
+    def __init__(self) -> None:
+        self._rows: array[int] = array("q")
+
+    def _extend(self, results: bytes) -> None:
+        self._rows.frombytes(results)
+
+    def _refuse(self, code: int) -> None:
+        self._rows.extend((code, 0, 0, 0, 0, 0))
+
+    def __len__(self) -> int:
+        return len(self._rows) // ec.OUT_FIELDS
+
+    @overload
+    def __getitem__(self, i: int) -> BulkOutcome: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[BulkOutcome]: ...
+
+    def __getitem__(self, i: int | slice) -> BulkOutcome | list[BulkOutcome]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("outcome index out of range")
+        row = self._rows[i * ec.OUT_FIELDS:(i + 1) * ec.OUT_FIELDS]
+        return BulkOutcome(ec.CODE_NAMES.get(row[0], UNKNOWN_MARKET_CODE), row[1],
+                           STATUS_NAMES[row[2]], row[3], row[4], row[5])
+
+    def __iter__(self) -> Iterator[BulkOutcome]:
+        return (self[i] for i in range(len(self)))
+
+    def codes(self) -> list[str]:
+        """Each command's code (``"ok"`` or a rejection code)."""
+        return [ec.CODE_NAMES.get(c, UNKNOWN_MARKET_CODE)
+                for c in self._rows[::ec.OUT_FIELDS]]
+
+    def order_ids(self) -> list[int]:
+        """Each command's order id (0 when refused)."""
+        return list(self._rows[1::ec.OUT_FIELDS])
+
+    @property
+    def accepted(self) -> int:
+        return sum(1 for c in self._rows[::ec.OUT_FIELDS] if c == ec.OK)
+
+
+def _fail(rec: r.Record, why: str) -> e.TamperDetected:
+    return e.TamperDetected(
+        f"position {rec.position}: {type(rec).__name__} {why}", position=rec.position)
+
+
+def _ints(data: bytes) -> array[int]:
+    a = array("q")
+    a.frombytes(data)
+    return a
 
 
 class MarketState:
-    """Books, listings and open orders; changed by record handlers and ``place``."""
+    """Listings, reference prices, halts and one engine per market; changed by
+    record handlers and by the commands' engine calls."""
 
     def __init__(self, state: LedgerState) -> None:
         self.state = state
         self.specs: dict[str, MarketSpec] = {}
-        self.books: dict[str, Any] = {}
+        self.engines: dict[str, Any] = {}
+        self.names: list[str] = []  # market number -> name
         self.references: dict[str, tuple[int, int]] = {}  # market -> (price, band_ppm)
         self.halted: dict[str, str] = {}
-        self.orders: dict[int, OpenOrder] = {}
-        self.open_count: dict[str, int] = {}
         self.next_order_id = 1
         self.client_ids: dict[tuple[str, str], tuple[int, int]] = {}  # -> (order id, position)
+
+    @property
+    def books(self) -> dict[str, Any]:
+        return {m: eng.book for m, eng in self.engines.items()}
 
     def handlers(self) -> dict[type, Any]:
         return {
@@ -182,263 +224,202 @@ class MarketState:
             r.OrderPlaced: self._on_placed,
             r.OrderCancelled: self._on_cancelled,
             r.OrderAmended: self._on_amended,
+            r.OrdersSubmitted: self._on_submitted,
             r.MarketHalted: self._on_halted,
             r.MarketResumed: self._on_resumed,
         }
 
-    def _fail(self, rec: r.Record, why: str) -> e.TamperDetected:
-        return e.TamperDetected(
-            f"position {rec.position}: {type(rec).__name__} {why}", position=rec.position
-        )
-
-    def _book(self) -> Any:
-        return book_class(self.state.core_name)()
-
     # -- listing -------------------------------------------------------------------
+
+    def _engine(self, spec: MarketSpec, book: Any = None) -> Any:
+        st = self.state
+        if book is None:
+            book = book_class(st.core_name)()
+        return engine_class(st.core_name)(
+            st.core, market=spec.market_id, base=st.asset_index[spec.base],
+            quote=st.asset_index[spec.quote], fee_account=st.account_index[spec.fee_account],
+            lot_minor=spec.lot_minor, npt=spec.npt, maker_fee_ppm=spec.maker_fee_ppm,
+            taker_fee_ppm=spec.taker_fee_ppm, min_notional_minor=spec.min_notional_minor,
+            max_open_per_account=MAX_OPEN_ORDERS_PER_ACCOUNT, book=book)
 
     def _on_listed(self, rec: r.MarketListed) -> None:
         if rec.market in self.specs:
-            raise self._fail(rec, "lists an existing market")
+            raise _fail(rec, "lists an existing market")
         st = self.state
         st.asset_index[rec.base]
         st.asset_index[rec.quote]
         if st.account_index.get(rec.fee_account) is None or st.core.kind(
             st.account_index[rec.fee_account]
         ) != cc.KIND_COMPANY:
-            raise self._fail(rec, "names no company fee account")
-        self.specs[rec.market] = MarketSpec(
+            raise _fail(rec, "names no company fee account")
+        spec = MarketSpec(
             rec.market, rec.base, rec.quote, rec.tick_minor, rec.lot_minor,
             rec.notional_per_tick_lot_minor, rec.maker_fee_ppm, rec.taker_fee_ppm,
-            rec.min_notional_minor, rec.fee_account,
-        )
-        self.books[rec.market] = self._book()
+            rec.min_notional_minor, rec.fee_account, len(self.names))
+        self.engines[rec.market] = self._engine(spec)
+        self.specs[rec.market] = spec
+        self.names.append(rec.market)
 
     def _on_reference(self, rec: r.ReferencePriceSet) -> None:
-        self.specs[rec.market]
+        self.engines[rec.market].set_reference(rec.price_ticks, rec.band_ppm)
         self.references[rec.market] = (rec.price_ticks, rec.band_ppm)
 
     def _on_halted(self, rec: r.MarketHalted) -> None:
-        self.specs[rec.market]
+        self.engines[rec.market].set_halted(True)
         self.halted[rec.market] = rec.reason
 
     def _on_resumed(self, rec: r.MarketResumed) -> None:
         if self.halted.pop(rec.market, None) is None:
-            raise self._fail(rec, "resumes a market that is not halted")
+            raise _fail(rec, "resumes a market that is not halted")
+        self.engines[rec.market].set_halted(False)
 
-    # -- placing, matching, settling -------------------------------------------------------
-
-    def place(self, p: Placement) -> Outcome:
-        """Hold, match and settle one order. A non-zero ``code`` means the book
-        refused it and nothing changed (the hold was released again)."""
-        st = self.state
-        core = st.core
-        spec = self.specs[p.market]
-        book = self.books[p.market]
-        acct = st.account_index[p.account]
-        hold_a = st.asset_index[p.hold_asset]
-        code = core.hold(acct, hold_a, p.hold_minor)
-        if code:
-            return Outcome(-code, [], [], "", 0, 0)  # a balance code, negated
-        side = SIDES[p.side]
-        kind = mc.MARKET if p.order_type == "market" else mc.LIMIT
-        code, events = book.submit(
-            p.order_id, acct, side, p.price_ticks, p.qty_lots, kind=kind, tif=TIFS[p.tif],
-            post_only=p.post_only, stp=STPS[p.stp], quote_budget=p.kernel_budget,
-        )
-        if code:
-            assert core.release(acct, hold_a, p.hold_minor) == cc.OK
-            return Outcome(code, [], [], "", 0, 0)
-        taker_held = p.hold_minor
-        fills: list[r.Fill] = []
-        expired: list[tuple[int, int]] = []
-        status, filled, remaining = "", 0, 0
-        for kind_ev, _oid, maker_id, maker_acct, price, qty, rem in events:
-            if kind_ev == mc.EV_FILL:
-                fill, spent = self._settle(spec, p, acct, side, maker_id, maker_acct, price, qty,
-                                           rem)
-                fills.append(fill)
-                taker_held -= spent
-            elif kind_ev == mc.EV_MAKER_EXPIRED:
-                self._close_order(maker_id)
-                expired.append((maker_id, qty))
-            else:
-                status, filled, remaining = FINAL_STATUS[kind_ev], qty, rem
-        assert status, "the book reported no final state"
-        if status == "resting":
-            self.orders[p.order_id] = OpenOrder(
-                p.order_id, p.market, p.account, p.side, p.price_ticks, remaining, filled,
-                taker_held, p.hold_asset, p.client_order_id)
-            self.open_count[p.account] = self.open_count.get(p.account, 0) + 1
-        elif taker_held:
-            assert core.release(acct, hold_a, taker_held) == cc.OK
-        if p.client_order_id:
-            self.client_ids[(p.account, p.client_order_id)] = (p.order_id, st.position + 1)
-        self.next_order_id = max(self.next_order_id, p.order_id + 1)
-        return Outcome(0, fills, expired, status, filled, remaining)
-
-    def _settle(
-        self, spec: MarketSpec, p: Placement, taker: int, side: int, maker_id: int,
-        maker_acct: int, price: int, qty: int, maker_remaining: int,
-    ) -> tuple[r.Fill, int]:
-        """Settle one fill; return it and what it spent of the taker's hold."""
-        st = self.state
-        core = st.core
-        base = st.asset_index[spec.base]
-        quote = st.asset_index[spec.quote]
-        fee_acct = st.account_index[spec.fee_account]
-        notional = price * qty * spec.npt
-        base_amt = qty * spec.lot_minor
-        maker_fee = fee_of(notional, spec.maker_fee_ppm)
-        taker_fee = fee_of(notional, spec.taker_fee_ppm)
-        if side == mc.BUY:
-            buyer, seller, buyer_fee, seller_fee = taker, maker_acct, taker_fee, maker_fee
-        else:
-            buyer, seller, buyer_fee, seller_fee = maker_acct, taker, maker_fee, taker_fee
-        if buyer == seller:  # a self-trade (stp "none"): its legs are releases
-            legs = (core.release(seller, base, base_amt),
-                    core.release(buyer, quote, notional - seller_fee)
-                    if notional > seller_fee else cc.OK)
-        else:
-            legs = (core.post_held(seller, buyer, base, base_amt),
-                    core.post_held(buyer, seller, quote, notional - seller_fee)
-                    if notional > seller_fee else cc.OK)
-        for code in (
-            *legs,
-            core.post_held(buyer, fee_acct, quote, buyer_fee + seller_fee)
-            if buyer_fee + seller_fee else cc.OK,
-        ):
-            assert code == cc.OK, f"settlement refused: {cc.CODE_NAMES[code]}"
-        maker = self.orders[maker_id]
-        maker.remaining_lots = maker_remaining
-        maker.filled_lots += qty
-        maker.held_minor -= base_amt if side == mc.BUY else notional + buyer_fee
-        if maker_remaining == 0:
-            self._close_order(maker_id)
-        spent = notional + taker_fee if side == mc.BUY else base_amt
-        fill = r.Fill(maker_id, st.account_names[maker_acct], price, qty, notional, maker_fee,
-                      taker_fee, maker_remaining)
-        return fill, spent
-
-    def _close_order(self, order_id: int) -> OpenOrder:
-        """Forget an order that left the book; release what it still held."""
-        st = self.state
-        order = self.orders.pop(order_id)
-        if order.held_minor:
-            code = st.core.release(st.account_index[order.account],
-                                   st.asset_index[order.hold_asset], order.held_minor)
-            assert code == cc.OK, f"release refused: {cc.CODE_NAMES[code]}"
-        self.open_count[order.account] -= 1
-        return order
+    # -- running the engine ------------------------------------------------------------
 
     def band(self, market: str) -> tuple[int, int] | None:
-        """The (low, high) ticks orders may trade at, or None without a reference price.
-        Rounded inwards: never outside the band."""
-        ref = self.references.get(market)
-        if ref is None:
-            return None
-        price, band_ppm = ref
-        return -(-price * (PPM - band_ppm) // PPM), price * (PPM + band_ppm) // PPM
+        """The (low, high) ticks orders may trade at, or None without a reference price."""
+        eng = self.engines[market]
+        return (eng.band_low, eng.band_high) if eng.reference_ticks else None
 
-    def hold_needed(self, spec: MarketSpec, side: str, price: int, lots: int) -> int:
-        """What a resting order of ``lots`` at ``price`` must hold."""
-        if side == "sell":
-            return lots * spec.lot_minor
-        notional = price * lots * spec.npt
-        return notional + fee_of(notional, max(spec.maker_fee_ppm, spec.taker_fee_ppm))
-
-    def cancel(self, order_id: int) -> tuple[int, int, int]:
-        """(code, removed lots, released minor)."""
-        order = self.orders.get(order_id)
-        if order is None:
-            return mc.UNKNOWN_ORDER, 0, 0
-        code, removed = self.books[order.market].cancel(order_id)
-        assert code == mc.OK and removed == order.remaining_lots, (code, removed)
-        released = order.held_minor
-        self._close_order(order_id)
-        return mc.OK, removed, released
-
-    def amend(self, order_id: int, lots: int, price: int) -> tuple[int, int]:
-        """(code, hold delta); the hold grows only when the account has the funds."""
+    def live_code(self, spec: MarketSpec, now_ns: int | None) -> int:
+        """0 when both assets of the market are live, else the engine's code."""
         st = self.state
-        order = self.orders.get(order_id)
-        if order is None:
-            return mc.UNKNOWN_ORDER, 0
-        spec = self.specs[order.market]
-        need = self.hold_needed(spec, order.side, price, lots)
-        delta = need - order.held_minor if order.side == "buy" else (
-            lots * spec.lot_minor - order.held_minor)
-        acct = st.account_index[order.account]
-        hold_a = st.asset_index[order.hold_asset]
-        if delta > 0:
-            code = st.core.hold(acct, hold_a, delta)
-            if code:
-                return -code, delta  # what it would have held more
-        book = self.books[order.market]
-        code = book.amend(order_id, qty_lots=lots, price_ticks=price)
-        if code:
-            if delta > 0:
-                assert st.core.release(acct, hold_a, delta) == cc.OK
-            return code, 0
-        if delta < 0:
-            assert st.core.release(acct, hold_a, -delta) == cc.OK
-        order.held_minor += delta
-        order.remaining_lots = lots
-        order.price_ticks = price
-        return mc.OK, delta
+        for asset in (spec.base, spec.quote):
+            why, _ = st.custody.liveness(st.asset_index[asset], now_ns)
+            if why:
+                return _LIVE_CODES[why]
+        return ec.OK
+
+    def run(self, market: str, rows: Sequence[object], start: int, live_code: int,
+            owner: int) -> tuple[int, int, bytes, bytes, bytes]:
+        """Run rows through the market's engine: ``(consumed, first order id, rows,
+        results, events)``. The caller journals them; an exception from the
+        engine leaves state the caller must reload."""
+        first = self.next_order_id
+        consumed, self.next_order_id, ins, outs, evs = self.engines[market].submit(
+            rows, start, live_code, owner, first)
+        return consumed, first, ins, outs, evs
+
+    def fills_of(self, spec: MarketSpec, events: bytes
+                 ) -> tuple[list[r.Fill], list[tuple[int, int]]]:
+        """The journal's view of one order's event rows."""
+        names = self.state.account_names
+        ev = _ints(events)
+        fills: list[r.Fill] = []
+        expired: list[tuple[int, int]] = []
+        for i in range(0, len(ev), ec.EVENT_FIELDS):
+            _row, kind, maker_id, maker, price, qty, rem, maker_fee, taker_fee = \
+                ev[i:i + ec.EVENT_FIELDS]
+            if kind == mc.EV_FILL:
+                fills.append(r.Fill(maker_id, names[maker], price, qty, price * qty * spec.npt,
+                                    maker_fee, taker_fee, rem))
+            else:
+                expired.append((maker_id, qty))
+        return fills, expired
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _open_order(self, market: str, order_id: int, account: int, side: int, price: int,
+                    remaining: int) -> OpenOrder:
+        spec = self.specs[market]
+        return OpenOrder(order_id, market, self.state.account_names[account], SIDE_NAMES[side],
+                         price, remaining,
+                         self.engines[market].hold_needed(side, price, remaining),
+                         spec.quote if side == mc.BUY else spec.base)
+
+    def order(self, order_id: int) -> OpenOrder | None:
+        """The resting order ``order_id``, in whichever market it rests."""
+        for market, eng in self.engines.items():
+            found = eng.book.order(order_id)
+            if found is not None:
+                account, side, price, remaining = found
+                return self._open_order(market, order_id, account, side, price, remaining)
+        return None
+
+    def orders_of(self, account: int) -> list[OpenOrder]:
+        """``account``'s resting orders in every market, oldest first."""
+        out = [self._open_order(market, oid, account, side, price, remaining)
+               for market, eng in self.engines.items()
+               for oid, side, price, remaining in eng.book.orders_of(account)]
+        out.sort(key=lambda o: o.order_id)
+        return out
 
     # -- replay ------------------------------------------------------------------------
 
-    def _on_placed(self, rec: r.OrderPlaced) -> None:
-        p = Placement.of(rec)
-        spec = self.specs[rec.market]
-        if rec.order_id != self.next_order_id or rec.market in self.halted:
-            raise self._fail(rec, "is out of sequence or on a halted market")
-        if not self._hold_covers(spec, p):
-            raise self._fail(rec, "holds other than what the order can spend")
+    def _replay_one(self, rec: r.Record, market: str, row: tuple[int, ...]
+                    ) -> tuple[array[int], bytes]:
         try:
-            out = self.place(p)
+            _n, _first, _ins, outs, evs = self.run(market, [row], 0, ec.OK, -1)
         except AssertionError as exc:  # a settlement the holds cannot pay
-            raise self._fail(rec, f"does not settle: {exc}") from exc
-        want = Outcome(0, rec.fills, rec.expired_makers, rec.status, rec.filled_lots,
-                       rec.remaining_lots)
-        if msgspec.msgpack.encode(out) != msgspec.msgpack.encode(want):
-            raise self._fail(rec, f"replays as {out!r}, journaled as {want!r}")
+            raise _fail(rec, f"does not settle: {exc}") from exc
+        return _ints(outs), evs
 
-    def _hold_covers(self, spec: MarketSpec, p: Placement) -> bool:
-        """Whether a journaled order holds what the live path would have held: a
-        sell its quantity, a resting buy ``hold_needed``, an IOC/FOK buy at least
-        its notional and taker fee, a market buy the budget its kernel budget is from."""
-        if p.hold_asset != (spec.base if p.side == "sell" else spec.quote):
-            return False
-        if p.side == "sell":
-            return p.hold_minor == p.qty_lots * spec.lot_minor
-        if p.order_type == "market":
-            return p.kernel_budget == p.hold_minor * PPM // (
-                (PPM + spec.taker_fee_ppm) * spec.npt)
-        if p.tif == "GTC":
-            return p.hold_minor == self.hold_needed(spec, "buy", p.price_ticks, p.qty_lots)
-        notional = p.price_ticks * p.qty_lots * spec.npt
-        return p.hold_minor >= notional + fee_of(notional, spec.taker_fee_ppm)
+    def _on_placed(self, rec: r.OrderPlaced) -> None:
+        spec = self.specs[rec.market]
+        if rec.order_id != self.next_order_id:
+            raise _fail(rec, f"numbers order {rec.order_id}, expected {self.next_order_id}")
+        if self.live_code(spec, None):
+            raise _fail(rec, "places an order while an asset of the market is not live")
+        out, evs = self._replay_one(rec, rec.market, placed_row(self, rec))
+        fills, expired = self.fills_of(spec, evs)
+        got = (ec.CODE_NAMES[out[0]], out[1], STATUS_NAMES[out[2]], out[3], out[4], out[5],
+               fills, expired)
+        want = ("ok", rec.order_id, rec.status, rec.filled_lots, rec.remaining_lots,
+                rec.hold_minor, rec.fills, [tuple(x) for x in rec.expired_makers])
+        hold_asset = spec.quote if rec.side == "buy" else spec.base
+        if got != want or rec.hold_asset != hold_asset:
+            raise _fail(rec, f"replays as {got!r}, journaled as {want!r}")
+        if rec.client_order_id:
+            self.client_ids[(rec.account, rec.client_order_id)] = (rec.order_id, rec.position)
 
     def _on_cancelled(self, rec: r.OrderCancelled) -> None:
-        code, removed, released = self.cancel(rec.order_id)
-        if (code, removed, released) != (mc.OK, rec.removed_lots, rec.released_minor):
-            raise self._fail(rec, f"replays as {(code, removed, released)}")
+        found = self.order(rec.order_id)
+        if found is None or (found.market, found.account) != (rec.market, rec.account):
+            raise _fail(rec, "cancels no resting order of that account and market")
+        row = (ec.OP_CANCEL, self.specs[rec.market].market_id, rec.order_id, 0, 0, 0, 0, 0, 0)
+        out, _evs = self._replay_one(rec, rec.market, row)
+        if (out[0], out[4], out[5]) != (ec.OK, rec.removed_lots, rec.released_minor):
+            raise _fail(rec, f"replays as {tuple(out)}")
 
     def _on_amended(self, rec: r.OrderAmended) -> None:
-        code, delta = self.amend(rec.order_id, rec.qty_lots, rec.price_ticks)
-        if (code, delta) != (mc.OK, rec.hold_delta_minor):
-            raise self._fail(rec, f"replays as {(code, delta)}")
+        found = self.order(rec.order_id)
+        if found is None or (found.market, found.account) != (rec.market, rec.account):
+            raise _fail(rec, "amends no resting order of that account and market")
+        spec = self.specs[rec.market]
+        grows = rec.qty_lots > found.remaining_lots or rec.price_ticks != found.price_ticks
+        if grows and self.live_code(spec, None):
+            raise _fail(rec, "grows an order while an asset of the market is not live")
+        row = (ec.OP_AMEND, spec.market_id, rec.order_id, 0, 0, rec.price_ticks, rec.qty_lots,
+               0, 0)
+        out, _evs = self._replay_one(rec, rec.market, row)
+        if (out[0], out[5]) != (ec.OK, rec.hold_delta_minor):
+            raise _fail(rec, f"replays as {tuple(out)}")
+
+    def _on_submitted(self, rec: r.OrdersSubmitted) -> None:
+        spec = self.specs.get(rec.market)
+        if spec is None:
+            raise _fail(rec, f"names unknown market {rec.market!r}")
+        if rec.first_order_id != self.next_order_id:
+            raise _fail(rec, f"numbers from {rec.first_order_id}, expected {self.next_order_id}")
+        if rec.live_code != self.live_code(spec, None):
+            raise _fail(rec, f"claims live code {rec.live_code}, the state says otherwise")
+        if not -1 <= rec.owner < self.state.core.n_accounts:
+            raise _fail(rec, f"names owner {rec.owner}")
+        try:
+            self.next_order_id, outs, evs = self.engines[rec.market].replay(
+                rec.rows, rec.live_code, rec.owner, rec.first_order_id)
+        except (AssertionError, ValueError) as exc:
+            raise _fail(rec, f"does not replay: {exc}") from exc
+        if outs != rec.results or evs != rec.events:
+            raise _fail(rec, "replays to other results or events than journaled")
 
     # -- snapshots ---------------------------------------------------------------------
 
     def export(self) -> dict[str, Any]:
         return {
-            "specs": list(self.specs.values()),
-            "books": {m: b.export_state() for m, b in self.books.items()},
+            "specs": [self.specs[m] for m in self.names],
+            "books": {m: eng.export_state() for m, eng in self.engines.items()},
             "references": sorted(self.references.items()),
             "halted": sorted(self.halted.items()),
-            "orders": list(self.orders.values()),
             "next_order_id": self.next_order_id,
             "client_ids": [[a, c, o, pos] for (a, c), (o, pos) in self.client_ids.items()],
         }
@@ -448,19 +429,25 @@ class MarketState:
         for spec in data["specs"]:
             spec = msgspec.convert(spec, MarketSpec)
             self.specs[spec.name] = spec
-        for market, dump in data["books"].items():
-            self.books[market] = cls.from_state(dump)
+            self.names.append(spec.name)
+            self.engines[spec.name] = self._engine(spec, cls.from_state(data["books"][spec.name]))
         for market, (price, band) in data["references"]:
             self.references[market] = (price, band)
+            self.engines[market].set_reference(price, band)
         for market, reason in data["halted"]:
             self.halted[market] = reason
-        for order in data["orders"]:
-            order = msgspec.convert(order, OpenOrder)
-            self.orders[order.order_id] = order
-            self.open_count[order.account] = self.open_count.get(order.account, 0) + 1
+            self.engines[market].set_halted(True)
         self.next_order_id = data["next_order_id"]
         for account, client, order_id, pos in data["client_ids"]:
             self.client_ids[(account, client)] = (order_id, pos)
+
+
+def placed_row(ms: MarketState, rec: r.OrderPlaced) -> tuple[int, ...]:
+    """The engine's input row of a journaled single order."""
+    return (ec.OP_MARKET if rec.order_type == "market" else ec.OP_LIMIT,
+            ms.specs[rec.market].market_id, 0, ms.state.account_index[rec.account],
+            SIDES[rec.side], rec.price_ticks, rec.qty_lots, rec.quote_minor,
+            mc.flags(TIFS[rec.tif], rec.post_only, STPS[rec.stp]))
 
 
 def _ratio_ppm(value: object, what: str, limit: int) -> int:
@@ -504,6 +491,12 @@ class MarketCommands:
                        amount_minor: int, **extra: Any) -> e.Rejected: ...
 
         def batch(self) -> Any: ...
+
+        def _abort(self, mark: int) -> None: ...
+
+        _actor: str
+
+        def records(self, after_position: int = 0) -> Iterator[r.JournalRecord]: ...
 
         def open_account(self, account: str, kind: str = "customer", *,
                          actor: str | None = None) -> Receipt: ...
@@ -626,6 +619,48 @@ class MarketCommands:
             raise e.InvalidAmount(f"{what} {value} exceeds {limit} {step}s", market=spec.name)
         return steps
 
+    # -- numbers for the bulk path -----------------------------------------------------
+
+    def market_id(self, market: str) -> int:
+        """The number of ``market`` (column 1 of a :meth:`submit_orders` row)."""
+        with self._lock:
+            return self._spec(market).market_id
+
+    def account_id(self, account: str) -> int:
+        """The number of ``account`` (column 3 of a :meth:`submit_orders` row)."""
+        with self._lock:
+            return self._account(account, "account")
+
+    def order_row(
+        self, account: str, market: str, side: str, *, qty: AmountLike | None = None,
+        price: AmountLike | None = None, quote_qty: AmountLike | None = None,
+        type: str = "limit", tif: str = "GTC", post_only: bool = False,
+        stp: str = "expire_maker",
+    ) -> tuple[int, ...]:
+        """The :meth:`submit_orders` row of an order given as :meth:`place_order`
+        takes it (units checked and converted now; everything that depends on
+        state is checked when the row runs)."""
+        with self._lock:
+            return self._order_row(account, market, side, qty, price, quote_qty, type, tif,
+                                   post_only, stp)
+
+    def cancel_row(self, order_id: int, market: str) -> tuple[int, ...]:
+        """The :meth:`submit_orders` row cancelling ``order_id`` in ``market``."""
+        with self._lock:
+            return (ec.OP_CANCEL, self._spec(market).market_id, order_id, 0, 0, 0, 0, 0, 0)
+
+    def amend_row(self, order_id: int, market: str, *, qty: AmountLike | None = None,
+                  price: AmountLike | None = None) -> tuple[int, ...]:
+        """The :meth:`submit_orders` row amending ``order_id`` in ``market`` (an
+        omitted ``qty`` or ``price`` stays as it is)."""
+        with self._lock:
+            spec = self._spec(market)
+            if qty is None and price is None:
+                raise e.InvalidArgument("amend needs qty or price")
+            lots = 0 if qty is None else self._lots(spec, qty)
+            ticks = 0 if price is None else self._ticks(spec, price)
+            return (ec.OP_AMEND, spec.market_id, order_id, 0, 0, ticks, lots, 0, 0)
+
     # -- orders --------------------------------------------------------------------------
 
     def place_order(
@@ -638,30 +673,60 @@ class MarketCommands:
 
         ``type="limit"`` with ``price`` and ``qty`` (``tif`` GTC, IOC or FOK;
         ``post_only`` with GTC); ``type="market"``: a sell by ``qty``, a buy by
-        ``quote_qty`` (a budget in quote units, fees included). Self-trade
+        ``quote_qty`` (a budget in quote units, fees included; IOC). Self-trade
         prevention ``stp``: none, expire_taker, expire_maker, expire_both.
-        ``client_order_id`` is idempotent per account. Raises a
+        ``client_order_id`` is idempotent per account: a repeat returns the first
+        result (``replayed=True``) before any other check. Raises a
         :class:`~solvent.Rejected` subclass and changes nothing when refused."""
         with self._lock:
-            placement = self._placement(account, market, side, qty, price, quote_qty, type, tif,
-                                        post_only, stp, client_order_id, actor)
-            if isinstance(placement, Order):
-                return placement
-            who, p = placement
-            return self._place(who, p)
+            spec = self._spec(market)
+            acct = self._account(account, "account")
+            who = self._authorize(actor, "place_order", debit_account=account)
+            if client_order_id:
+                check_id(client_order_id, "client_order_id")
+            row = self._order_row(account, market, side, qty, price, quote_qty, type, tif,
+                                  post_only, stp)
+            ms = self._markets
+            if client_order_id:
+                prior = ms.client_ids.get((account, client_order_id))
+                if prior is not None:
+                    return self._replayed_order(prior[1], row, client_order_id)
+            live_code, live_exc = self._live(spec, who)
+            mark = len(self._pending)
+            try:
+                _n, order_id, _ins, outs, evs = ms.run(market, [row], 0, live_code, -1)
+            except BaseException:
+                self._abort(mark)
+                raise
+            out = _ints(outs)
+            if out[0] != ec.OK:
+                raise self._order_refusal(out[0], spec, row, account, live_exc)
+            fills, expired = ms.fills_of(spec, evs)
+            status = STATUS_NAMES[out[2]]
+            receipt = self._journal(
+                r.OrderPlaced, who, client_order_id, market=market, order_id=order_id,
+                account=account, side=side, order_type=type, tif=tif, post_only=post_only,
+                stp=stp, price_ticks=row[5], qty_lots=row[6], quote_minor=row[7],
+                hold_asset=spec.quote if side == "buy" else spec.base, hold_minor=out[5],
+                client_order_id=client_order_id, fills=fills, expired_makers=expired,
+                status=status, filled_lots=out[3], remaining_lots=out[4])
+            if client_order_id:
+                ms.client_ids[(account, client_order_id)] = (order_id, receipt.position)
+            del acct
+            return self._order_view(spec, order_id, account, side, row, status, out[3], fills,
+                                    client_order_id)
 
-    def _placement(
+    def _order_row(
         self, account: str, market: str, side: str, qty: AmountLike | None,
         price: AmountLike | None, quote_qty: AmountLike | None, type: str, tif: str,
-        post_only: bool, stp: str, client_order_id: str, actor: str | None,
-    ) -> tuple[str, Placement] | Order:
+        post_only: bool, stp: str,
+    ) -> tuple[int, ...]:
+        """Validate an order's arguments and convert them into the engine's row."""
         st = self._state
-        ms = self._markets
         spec = self._spec(market)
         acct = self._account(account, "account")
         if acct in st.wallet_accounts:
             raise e.InvalidArgument(f"{account!r} is a wallet, not an account", account=account)
-        who = self._authorize(actor, "place_order", debit_account=account)
         if side not in SIDES:
             raise e.InvalidArgument(f"side {side!r}: buy or sell", market=market)
         if type not in ("limit", "market"):
@@ -672,16 +737,7 @@ class MarketCommands:
             raise e.InvalidArgument(f"stp {stp!r}: {', '.join(STPS)}", market=market)
         if not isinstance(post_only, bool):
             raise e.InvalidArgument("post_only must be a bool")
-        if client_order_id:
-            check_id(client_order_id, "client_order_id")
-        if market in ms.halted:
-            raise e.MarketHalted(f"market {market} is halted: {ms.halted[market]}",
-                                 market=market)
-        ref = ms.references.get(market)
-        low, high = ms.band(market) or (0, 0)
-        qdec = st.asset_decimals[st.asset_index[spec.quote]]
-        kernel_budget = 0
-        order_type = type
+        ticks = lots = quote_minor = 0
         if type == "limit":
             if price is None or qty is None or quote_qty is not None:
                 raise e.InvalidArgument("a limit order takes price and qty", market=market)
@@ -689,14 +745,6 @@ class MarketCommands:
                 raise e.InvalidArgument("post_only goes with GTC only", market=market)
             ticks = self._ticks(spec, price)
             lots = self._lots(spec, qty)
-            if ref is not None and not low <= ticks <= high:
-                raise e.PriceOutsideBand(
-                    f"price {price} {spec.quote} is outside the band "
-                    f"{from_minor(low * spec.tick_minor, qdec)}.."
-                    f"{from_minor(high * spec.tick_minor, qdec)} {spec.quote} of {market}",
-                    market=market, price_ticks=ticks, low_ticks=low, high_ticks=high)
-            notional = ticks * lots * spec.npt
-            hold = ms.hold_needed(spec, side, ticks, lots)
         else:
             if post_only or tif == "GTC":
                 raise e.InvalidArgument("a market order is IOC or FOK, never post-only",
@@ -707,85 +755,92 @@ class MarketCommands:
                 if qty is None or quote_qty is not None:
                     raise e.InvalidArgument("a market sell takes qty", market=market)
                 lots = self._lots(spec, qty)
-                hold = lots * spec.lot_minor
-                ticks = 0
-                notional = lots * (ref[0] if ref else 0) * spec.npt
-                if ref is not None:  # a market sell cannot print below the band
-                    order_type, ticks = "limit", low
             else:
                 if quote_qty is None or qty is not None:
                     raise e.InvalidArgument("a market buy takes quote_qty (a budget)",
                                             market=market)
                 if tif != "IOC":
                     raise e.InvalidArgument("a market buy by budget is IOC", market=market)
-                hold = to_minor(quote_qty, qdec, what="quote_qty", asset=spec.quote)
-                kernel_budget = hold * PPM // ((PPM + spec.taker_fee_ppm) * spec.npt)
-                notional = hold
-                lots = 0
-                ticks = 0
-                if ref is not None:  # nor print above it: an IOC limit at the edge
-                    order_type, ticks = "limit", high
-                    lots, kernel_budget = kernel_budget // high, 0
-                    if lots == 0:
-                        raise e.BelowMinNotional(
-                            f"budget {quote_qty} {spec.quote} buys no lot at the band's "
-                            f"upper edge", market=market)
-                elif kernel_budget == 0:
-                    raise e.BelowMinNotional(f"budget {quote_qty} {spec.quote} buys nothing",
-                                             market=market)
-        if notional and notional < spec.min_notional_minor:
-            raise e.BelowMinNotional(
-                f"notional {from_minor(notional, qdec)} {spec.quote} is below the minimum "
-                f"{from_minor(spec.min_notional_minor, qdec)} of {market}", market=market)
-        if hold > cc.INT64_MAX or notional > cc.INT64_MAX:
-            raise e.InvalidAmount("the order's amount exceeds int64 minor units",
-                                  market=market)
-        hold_asset = spec.quote if side == "buy" else spec.base
-        p = Placement(market, ms.next_order_id, account, side, order_type, tif, post_only, stp,
-                      ticks, lots, kernel_budget, hold_asset, hold, client_order_id)
-        if client_order_id:
-            prior = ms.client_ids.get((account, client_order_id))
-            if prior is not None:
-                return self._replayed_order(prior[1], p)
-        may_rest = order_type == "limit" and tif == "GTC"
-        if may_rest and ms.open_count.get(account, 0) >= MAX_OPEN_ORDERS_PER_ACCOUNT:
-            raise e.LimitExceeded(
-                f"{account!r} has {MAX_OPEN_ORDERS_PER_ACCOUNT:,} open orders, the limit",
-                account=account, limit=MAX_OPEN_ORDERS_PER_ACCOUNT)
-        for asset in (spec.base, spec.quote):
-            self._require_live(st.asset_index[asset], who)
-        if st.core.is_frozen(acct):
-            raise e.AccountFrozen(f"order of {account!r}: the account is frozen",
-                                  account=account, market=market)
-        if st.core.available(acct, st.asset_index[hold_asset]) < hold:
-            raise self._rejection(cc.INSUFFICIENT_FUNDS, "order", account, hold_asset, hold,
-                                  market=market)
-        return who, p
+                qdec = st.asset_decimals[st.asset_index[spec.quote]]
+                quote_minor = to_minor(quote_qty, qdec, what="quote_qty", asset=spec.quote)
+                if quote_minor > ec.INT64_MAX:
+                    raise e.InvalidAmount("quote_qty exceeds int64 minor units", market=market)
+        return (ec.OP_MARKET if type == "market" else ec.OP_LIMIT, spec.market_id, 0, acct,
+                SIDES[side], ticks, lots, quote_minor,
+                mc.flags(TIFS[tif], post_only, STPS[stp]))
 
-    def _place(self, who: str, p: Placement) -> Order:
-        out = self._markets.place(p)
-        if out.code:
-            if out.code < 0:
-                raise self._rejection(-out.code, "order", p.account, p.hold_asset, p.hold_minor,
-                                      market=p.market)
-            cls = _BOOK_REJECTION.get(out.code, e.InvalidArgument)
-            raise cls(f"order on {p.market} refused: {mc.CODE_NAMES[out.code]}",
-                      market=p.market, code_name=mc.CODE_NAMES[out.code])
-        receipt = self._journal(
-            r.OrderPlaced, who, p.client_order_id,
-            market=p.market, order_id=p.order_id, account=p.account, side=p.side,
-            order_type=p.order_type, tif=p.tif, post_only=p.post_only, stp=p.stp,
-            price_ticks=p.price_ticks, qty_lots=p.qty_lots, kernel_budget=p.kernel_budget,
-            hold_asset=p.hold_asset, hold_minor=p.hold_minor,
-            client_order_id=p.client_order_id, fills=out.fills,
-            expired_makers=out.expired_makers, status=out.status, filled_lots=out.filled_lots,
-            remaining_lots=out.remaining_lots)
-        del receipt
-        return self._order_view(p, out)
+    def _live(self, spec: MarketSpec, who: str) -> tuple[int, e.Rejected | None]:
+        """The engine's live code for the market's assets, and the exception that
+        explains it (checking may journal a stale-attestation halt)."""
+        try:
+            for asset in (spec.base, spec.quote):
+                self._require_live(self._state.asset_index[asset], who)
+        except (e.AssetHalted, e.NotReconciled) as exc:
+            return (ec.ASSET_HALTED if isinstance(exc, e.AssetHalted)
+                    else ec.NOT_RECONCILED), exc
+        return ec.OK, None
 
-    def _order_view(self, p: Placement, out: Outcome, replayed: bool = False) -> Order:
+    def _order_refusal(self, code: int, spec: MarketSpec, row: tuple[int, ...], account: str,
+                       live_exc: e.Rejected | None) -> e.Rejected:
+        """The exception the single-order path raises for an engine result code."""
         st = self._state
-        spec = self._markets.specs[p.market]
+        market = spec.name
+        qdec = st.asset_decimals[st.asset_index[spec.quote]]
+        ms = self._markets
+        if code in (ec.ASSET_HALTED, ec.NOT_RECONCILED) and live_exc is not None:
+            return live_exc
+        if code == ec.MARKET_HALTED:
+            return e.MarketHalted(f"market {market} is halted: {ms.halted.get(market, '')}",
+                                  market=market)
+        if code == ec.PRICE_OUTSIDE_BAND:
+            low, high = ms.band(market) or (0, 0)
+            return e.PriceOutsideBand(
+                f"price {from_minor(row[5] * spec.tick_minor, qdec)} {spec.quote} is outside "
+                f"the band {from_minor(low * spec.tick_minor, qdec)}.."
+                f"{from_minor(high * spec.tick_minor, qdec)} {spec.quote} of {market}",
+                market=market, price_ticks=row[5], low_ticks=low, high_ticks=high)
+        if code == ec.BELOW_MIN_NOTIONAL:
+            return e.BelowMinNotional(
+                f"the order's notional is below the minimum "
+                f"{from_minor(spec.min_notional_minor, qdec)} {spec.quote} of {market}, or its "
+                f"budget buys no lot", market=market)
+        if code == ec.LIMIT_EXCEEDED:
+            return e.LimitExceeded(
+                f"{account!r} has {MAX_OPEN_ORDERS_PER_ACCOUNT:,} open orders, the limit, or "
+                f"the book of {market} is full", account=account,
+                limit=MAX_OPEN_ORDERS_PER_ACCOUNT)
+        if code == ec.ACCOUNT_FROZEN:
+            return e.AccountFrozen(f"order of {account!r}: the account is frozen",
+                                   account=account, market=market)
+        if code == ec.INSUFFICIENT_FUNDS:
+            side = row[4]
+            hold_asset = spec.quote if side == mc.BUY else spec.base
+            if row[0] == ec.OP_MARKET:
+                hold = row[7] if side == mc.BUY else row[6] * spec.lot_minor
+            else:
+                hold = ms.engines[market].hold_needed(side, row[5], row[6])
+            return self._rejection(cc.INSUFFICIENT_FUNDS, "order", account, hold_asset, hold,
+                                   market=market)
+        if code == ec.POST_ONLY_WOULD_TAKE:
+            return e.PostOnlyWouldTake(f"post-only order on {market} would take", market=market)
+        if code == ec.FOK_UNFILLABLE:
+            return e.FokUnfillable(f"fill-or-kill order on {market} cannot fill completely",
+                                   market=market)
+        if code == ec.INVALID_AMOUNT:
+            return e.InvalidAmount("the order's amount exceeds int64 minor units",
+                                   market=market)
+        if code == ec.AMEND_WOULD_CROSS:
+            return e.AmendWouldCross(f"the amended price would cross the book of {market}",
+                                     market=market)
+        if code == ec.UNKNOWN_ORDER:
+            return e.UnknownOrder(f"no resting order {row[2]} in {market}", order_id=row[2])
+        return e.InvalidArgument(f"order on {market} refused: {ec.CODE_NAMES[code]}",
+                                 market=market, code_name=ec.CODE_NAMES[code])
+
+    def _order_view(self, spec: MarketSpec, order_id: int, account: str, side: str,
+                    row: Sequence[int], status: str, filled_lots: int, fills: list[r.Fill],
+                    client_order_id: str, replayed: bool = False) -> Order:
+        st = self._state
         bdec = st.asset_decimals[st.asset_index[spec.base]]
         qdec = st.asset_decimals[st.asset_index[spec.quote]]
         lot = spec.lot_minor
@@ -793,33 +848,35 @@ class MarketCommands:
         def q(lots: int) -> Decimal:
             return from_minor(lots * lot, bdec)
 
-        fills = [FillView(from_minor(f.price_ticks * spec.tick_minor, qdec), q(f.qty_lots),
-                          f.maker_order_id, p.order_id, from_minor(f.maker_fee_minor, qdec),
-                          from_minor(f.taker_fee_minor, qdec)) for f in out.fills]
+        views = [FillView(from_minor(f.price_ticks * spec.tick_minor, qdec), q(f.qty_lots),
+                          f.maker_order_id, order_id, from_minor(f.maker_fee_minor, qdec),
+                          from_minor(f.taker_fee_minor, qdec)) for f in fills]
+        by_budget = row[0] == ec.OP_MARKET and row[4] == mc.BUY
         return Order(
-            order_id=p.order_id, market=p.market, account=p.account, side=p.side,
-            status=out.status,
-            price=from_minor(p.price_ticks * spec.tick_minor, qdec) if p.price_ticks else None,
-            qty=q(p.qty_lots), filled_qty=q(out.filled_lots), fills=fills,
-            client_order_id=p.client_order_id, replayed=replayed)
+            order_id=order_id, market=spec.name, account=account, side=side, status=status,
+            price=from_minor(row[5] * spec.tick_minor, qdec) if row[5] else None,
+            qty=q(filled_lots if by_budget else row[6]), filled_qty=q(filled_lots),
+            fills=views, client_order_id=client_order_id, replayed=replayed,
+            quote_qty=from_minor(row[7], qdec) if by_budget else None)
 
-    def _replayed_order(self, position: int, p: Placement) -> Order:
+    def _replayed_order(self, position: int, row: tuple[int, ...], client_order_id: str
+                        ) -> Order:
         """The first result of a repeated client_order_id, read back from the journal."""
         pending = self._pending  # inside batch(), the first may not be committed yet
         if pending and pending[0].position <= position:
             found: Any = (rec for rec in pending if rec.position >= position)
         else:
-            found = self.records(after_position=position - 1)  # type: ignore[attr-defined]
+            found = self.records(after_position=position - 1)
         for rec in found:
             if isinstance(rec, r.OrderPlaced) and rec.position == position:
-                first = Placement.of(rec)
-                if msgspec.structs.replace(first, order_id=p.order_id) != p:
+                if placed_row(self._markets, rec) != row:
                     raise e.DuplicateRef(
-                        f"client_order_id {p.client_order_id!r} of {p.account!r} was used for "
-                        f"order {rec.order_id} with other content", ref=p.client_order_id)
-                out = Outcome(0, rec.fills, rec.expired_makers, rec.status, rec.filled_lots,
-                              rec.remaining_lots)
-                return self._order_view(first, out, replayed=True)
+                        f"client_order_id {client_order_id!r} of {rec.account!r} was used for "
+                        f"order {rec.order_id} with other content", ref=client_order_id)
+                return self._order_view(self._markets.specs[rec.market], rec.order_id,
+                                        rec.account, rec.side, row, rec.status,
+                                        rec.filled_lots, rec.fills, client_order_id,
+                                        replayed=True)
             break
         raise AssertionError(f"client order id points at position {position}, not found")
 
@@ -828,15 +885,18 @@ class MarketCommands:
         with self._lock:
             if isinstance(order_id, bool) or not isinstance(order_id, int):
                 raise e.InvalidArgument("order_id must be an int")
-            order = self._markets.orders.get(order_id)
+            ms = self._markets
+            order = ms.order(order_id)
             if order is None:
                 raise e.UnknownOrder(f"no resting order {order_id}", order_id=order_id)
             who = self._authorize(actor, "place_order", debit_account=order.account)
-            code, removed, released = self._markets.cancel(order_id)
-            assert code == mc.OK
+            spec = ms.specs[order.market]
+            out = self._run_one(order.market, (ec.OP_CANCEL, spec.market_id, order_id, 0, 0, 0,
+                                               0, 0, 0), ec.OK)
+            assert out[0] == ec.OK, ec.CODE_NAMES[out[0]]
             return self._journal(r.OrderCancelled, who, "", market=order.market,
                                  order_id=order_id, account=order.account,
-                                 removed_lots=removed, released_minor=released)
+                                 removed_lots=out[4], released_minor=out[5])
 
     def amend_order(
         self, order_id: int, *, qty: AmountLike | None = None, price: AmountLike | None = None,
@@ -848,46 +908,48 @@ class MarketCommands:
         with self._lock:
             if isinstance(order_id, bool) or not isinstance(order_id, int):
                 raise e.InvalidArgument("order_id must be an int")
-            order = self._markets.orders.get(order_id)
+            ms = self._markets
+            order = ms.order(order_id)
             if order is None:
                 raise e.UnknownOrder(f"no resting order {order_id}", order_id=order_id)
             who = self._authorize(actor, "place_order", debit_account=order.account)
             if qty is None and price is None:
                 raise e.InvalidArgument("amend needs qty or price")
-            spec = self._markets.specs[order.market]
-            if order.market in self._markets.halted:
-                raise e.MarketHalted(f"market {order.market} is halted", market=order.market)
+            spec = ms.specs[order.market]
             lots = order.remaining_lots if qty is None else self._lots(spec, qty)
             ticks = order.price_ticks if price is None else self._ticks(spec, price)
-            band = self._markets.band(order.market)
-            if band is not None and price is not None:
-                low, high = band
-                if not low <= ticks <= high:
-                    raise e.PriceOutsideBand(f"price {price} is outside the band",
-                                             market=order.market)
+            live_code, live_exc = ec.OK, None
             if lots > order.remaining_lots or ticks != order.price_ticks:
-                for asset in (spec.base, spec.quote):
-                    self._require_live(self._state.asset_index[asset], who)
-            code, delta = self._markets.amend(order_id, lots, ticks)
-            if code < 0:
-                raise self._rejection(-code, "amend", order.account, order.hold_asset, delta,
-                                      order_id=order_id)
-            if code:
-                cls = e.InvalidArgument if code != mc.AMEND_WOULD_CROSS else e.InvalidState
-                raise cls(f"amend of order {order_id} refused: {mc.CODE_NAMES[code]}",
-                          order_id=order_id)
+                live_code, live_exc = self._live(spec, who)
+            row = (ec.OP_AMEND, spec.market_id, order_id, 0, 0, ticks, lots, 0, 0)
+            out = self._run_one(order.market, row, live_code)
+            if out[0] != ec.OK:
+                if out[0] == ec.INSUFFICIENT_FUNDS:
+                    need = ms.engines[order.market].hold_needed(SIDES[order.side], ticks, lots)
+                    raise self._rejection(cc.INSUFFICIENT_FUNDS, "amend", order.account,
+                                          order.hold_asset, need - order.held_minor,
+                                          order_id=order_id)
+                raise self._order_refusal(out[0], spec, row, order.account, live_exc)
             return self._journal(r.OrderAmended, who, "", market=order.market,
                                  order_id=order_id, account=order.account, qty_lots=lots,
-                                 price_ticks=ticks, hold_delta_minor=delta)
+                                 price_ticks=ticks, hold_delta_minor=out[5])
+
+    def _run_one(self, market: str, row: tuple[int, ...], live_code: int) -> array[int]:
+        mark = len(self._pending)
+        try:
+            _n, _first, _ins, outs, _evs = self._markets.run(market, [row], 0, live_code, -1)
+        except BaseException:
+            self._abort(mark)
+            raise
+        return _ints(outs)
 
     # -- reads ------------------------------------------------------------------------------
 
     def open_orders(self, account: str) -> list[OpenOrder]:
-        """``account``'s resting orders (with what each still holds), oldest first."""
+        """``account``'s resting orders in every market (with what each holds), oldest
+        first. (A scan of the books: a read for audits and screens, not a hot path.)"""
         with self._lock:
-            self._account(account, "account")
-            return [msgspec.structs.replace(o) for o in self._markets.orders.values()
-                    if o.account == account]
+            return self._markets.orders_of(self._account(account, "account"))
 
     def book(self, market: str, depth: int = 10) -> dict[str, list[tuple[Decimal, Decimal]]]:
         """The L2 book: ``{"bids": [(price, qty), ...], "asks": [...]}``, best first."""
@@ -898,7 +960,7 @@ class MarketCommands:
             st = self._state
             bdec = st.asset_decimals[st.asset_index[spec.base]]
             qdec = st.asset_decimals[st.asset_index[spec.quote]]
-            bids, asks = self._markets.books[market].depth(depth)
+            bids, asks = self._markets.engines[market].book.depth(depth)
 
             def view(levels: list[tuple[int, int]]) -> list[tuple[Decimal, Decimal]]:
                 return [(from_minor(p * spec.tick_minor, qdec), from_minor(q * spec.lot_minor,
@@ -912,23 +974,55 @@ class MarketCommands:
 
     # -- the bulk path ------------------------------------------------------------------
 
-    def submit_orders(self, batch: list[dict[str, Any]], *, actor: str | None = None
-                      ) -> list[tuple[str, int]]:
-        """Place many orders; return one ``(code, order_id)`` per order, never raising
-        for a refused order (code ``"ok"`` or the rejection's code; order id 0 when
-        refused). Each order is journaled as it is placed; inside ``batch()`` they
-        share one commit."""
-        if not isinstance(batch, list) or len(batch) > MAX_SUBMIT_BATCH:
-            raise e.LimitExceeded(f"submit_orders takes a list of at most {MAX_SUBMIT_BATCH}")
-        results: list[tuple[str, int]] = []
+    def submit_orders(self, batch: Sequence[tuple[int, ...]], *, actor: str | None = None
+                      ) -> BulkOutcomes:
+        """Run many order commands, given as int rows (:mod:`solvent.engine.codes`;
+        build them with :meth:`order_row`, :meth:`cancel_row`, :meth:`amend_row`,
+        or directly with :meth:`market_id` and :meth:`account_id`), in order, in
+        one compiled call per run of rows of the same market, journaled as one
+        ``OrdersSubmitted`` record per run. Returns one :class:`BulkOutcome` per
+        row and never raises for a refused row: its code is the one the
+        single-order command would raise (``"unknown_market"`` for a row naming
+        no listed market). An operator or system actor may act for any account;
+        a customer only for its own (others' rows: ``permission_denied``).
+        At most ``MAX_SUBMIT_BATCH`` rows."""
+        if not isinstance(batch, (list, tuple)) or len(batch) > MAX_SUBMIT_BATCH:
+            raise e.LimitExceeded(f"submit_orders takes a list of at most {MAX_SUBMIT_BATCH:,} "
+                                  "rows", limit=MAX_SUBMIT_BATCH)
         with self._lock:
-            for item in batch:
+            who = self._actor if actor is None else check_id(actor, "actor")
+            if self._state.actors.get(who) in ("operator", "system"):
+                who, owner = self._authorize(actor, "place_order"), -1
+            else:  # a customer acts for its own account only (else this raises)
+                who = self._authorize(actor, "place_order", debit_account=who)
+                owner = self._state.account_index[who]
+            ms = self._markets
+            results = BulkOutcomes()
+            live: dict[str, tuple[int, e.Rejected | None]] = {}
+            i, n = 0, len(batch)
+            while i < n:
+                item = batch[i]
+                mid = item[1] if (type(item) is tuple or type(item) is list) and len(
+                    item) == ec.IN_FIELDS else None
+                if type(mid) is not int or not 0 <= mid < len(ms.names):
+                    # no run to join: refused here, nothing to journal
+                    results._refuse(_UNKNOWN_MARKET if type(mid) is int else ec.INVALID_ARGUMENT)
+                    i += 1
+                    continue
+                market = ms.names[mid]
+                spec = ms.specs[market]
+                if market not in live:
+                    live[market] = self._live(spec, who)
+                mark = len(self._pending)
                 try:
-                    order = self.place_order(actor=actor, **item)
-                except e.Rejected as exc:
-                    results.append((exc.code, 0))
-                except TypeError as exc:
-                    results.append((f"bad_request: {exc}", 0))
-                else:
-                    results.append(("ok", order.order_id))
-        return results
+                    consumed, first, ins, outs, evs = ms.run(market, batch, i, live[market][0],
+                                                             owner)
+                except BaseException:
+                    self._abort(mark)
+                    raise
+                self._journal(r.OrdersSubmitted, who, "", market=market, first_order_id=first,
+                              live_code=live[market][0], owner=owner, rows=ins,
+                              results=outs, events=evs)
+                results._extend(outs)
+                i += consumed
+            return results

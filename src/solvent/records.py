@@ -359,13 +359,15 @@ class Fill(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 
 class OrderPlaced(Record, tag="order_placed", frozen=True, kw_only=True):
-    """An order was accepted: ``hold_minor`` of ``hold_asset`` was held from
-    ``account``, the order matched (``fills``; resting orders of the same account
-    removed by self-trade prevention in ``expired_makers`` as (order id, lots)),
-    every fill settled, and the order ended ``status`` (resting, filled, expired,
-    stp_expired) with ``remaining_lots`` resting or unfilled. Unused hold is
-    released when the order completes. Replaying the inputs must reproduce every
-    output field."""
+    """An order was accepted. Inputs, as asked: ``order_type`` limit (``price_ticks``,
+    ``qty_lots``) or market (a sell by ``qty_lots``, a buy by ``quote_minor``, a
+    budget with fees); ``tif``, ``post_only``, ``stp``. Outputs: ``hold_minor`` of
+    ``hold_asset`` was held from ``account``, the order matched (``fills``; resting
+    orders of the same account removed by self-trade prevention in
+    ``expired_makers`` as (order id, lots)), every fill settled, and the order
+    ended ``status`` (resting, filled, expired, stp_expired) with
+    ``remaining_lots`` resting or unfilled. Unused hold is released when the
+    order completes. Replaying the inputs must reproduce every output field."""
 
     market: str
     order_id: int
@@ -377,7 +379,7 @@ class OrderPlaced(Record, tag="order_placed", frozen=True, kw_only=True):
     stp: str
     price_ticks: int
     qty_lots: int
-    kernel_budget: int
+    quote_minor: int
     hold_asset: str
     hold_minor: int
     client_order_id: str
@@ -410,6 +412,28 @@ class OrderAmended(Record, tag="order_amended", frozen=True, kw_only=True):
     qty_lots: int
     price_ticks: int
     hold_delta_minor: int
+
+
+class OrdersSubmitted(Record, tag="orders_submitted", frozen=True, kw_only=True):
+    """Many order commands on ``market`` in one call (``Ledger.submit_orders``).
+
+    ``rows``, ``results`` and ``events`` are little-endian int64 rows laid out as
+    :mod:`solvent.engine.codes` documents: the commands as given (op, market,
+    order id, account *number*, side, price ticks, qty lots, quote minor, flags),
+    one result per command (code, order id, status, filled lots, remaining lots,
+    amount), and the fills and self-trade expiries in order. New orders were
+    numbered from ``first_order_id``; ``live_code`` (0, or the code refusing new
+    orders because an asset was halted or unreconciled) and ``owner`` (-1, or the
+    only account number the actor could act for) were the conditions of the call.
+    Replaying ``rows`` must reproduce ``results`` and ``events`` byte for byte."""
+
+    market: str
+    first_order_id: int
+    live_code: int
+    owner: int
+    rows: bytes
+    results: bytes
+    events: bytes
 
 
 class MarketHalted(Record, tag="market_halted", frozen=True, kw_only=True):
@@ -456,6 +480,7 @@ JournalRecord = (
     | OrderPlaced
     | OrderCancelled
     | OrderAmended
+    | OrdersSubmitted
     | MarketHalted
     | MarketResumed
 )

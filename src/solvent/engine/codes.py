@@ -93,3 +93,6 @@ MAX_FEE_PPM: Final = 100_000  # 10 %
 INT64_MAX: Final = 2**63 - 1
 MAX_OPEN_ORDERS_PER_ACCOUNT: Final = 1_000
 MAX_SUBMIT_ROWS: Final = 100_000  # rows per engine call (and per OrdersSubmitted record)
+#: order ids are numbered from 1; a call may start numbering at most here, so that no
+#: id it hands out can pass int64
+MAX_FIRST_ORDER_ID: Final = 2**62

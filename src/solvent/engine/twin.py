@@ -19,8 +19,9 @@ what open orders reserve.
 ``floor(notional * ppm / 10**6)`` at the maker and taker rates; the seller's
 held base ``q * lot`` goes to the buyer; from the buyer's held quote,
 ``notional - seller_fee`` goes to the seller and ``buyer_fee + seller_fee`` to
-the market's fee account. A self-trade (stp ``none``) releases instead of moving.
-Every minor unit is accounted for.
+the market's fee account. A self-trade (stp ``none``) releases instead of moving,
+and so does the fee account's own fee when it buys. Every minor unit is
+accounted for.
 
 **Check order of a new order** (the first failing check gives the code, and
 nothing changes): the row's shape and flags (INVALID_ARGUMENT); the account
@@ -100,11 +101,11 @@ class MarketEngine:
                   taker_fee_ppm, min_notional_minor, max_open_per_account):
             if type(v) is not int:
                 raise TypeError("engine parameters are ints")
-        if not (0 <= market and 0 <= base and 0 <= quote and base != quote
-                and 0 <= fee_account and 1 <= lot_minor <= c.INT64_MAX
+        if not (market >= 0 and base >= 0 and quote >= 0 and base != quote
+                and fee_account >= 0 and 1 <= lot_minor <= c.INT64_MAX
                 and 1 <= npt <= c.INT64_MAX and 0 <= maker_fee_ppm <= c.MAX_FEE_PPM
                 and 0 <= taker_fee_ppm <= c.MAX_FEE_PPM
-                and 0 <= min_notional_minor <= c.INT64_MAX and 1 <= max_open_per_account):
+                and 0 <= min_notional_minor <= c.INT64_MAX and max_open_per_account >= 1):
             raise ValueError("engine parameters out of range")
         self.core = core
         self.market = market
@@ -163,6 +164,10 @@ class MarketEngine:
         and growing amends because an asset is not live; ``owner``: -1, or the only
         account the caller may act for. Returns ``(rows consumed, next order id,
         input rows, result rows, event rows)`` (the last three as journal bytes)."""
+        if start < 0:
+            raise ValueError("start must be >= 0")
+        if type(rows) is not list and type(rows) is not tuple:
+            rows = list(rows)
         ins = array("q")
         end = start
         limit = min(len(rows), start + c.MAX_SUBMIT_ROWS)
@@ -191,7 +196,7 @@ class MarketEngine:
 
     def _run(self, ins: array, live_code: int, owner: int, next_id: int  # type: ignore[type-arg]
              ) -> tuple[int, array, array]:  # type: ignore[type-arg]
-        if not 1 <= next_id <= mc.MAX_ORDER_ID:
+        if not 1 <= next_id <= c.MAX_FIRST_ORDER_ID:
             raise ValueError("first_order_id out of range")
         outs = array("q")
         evs = array("q")
@@ -237,7 +242,7 @@ class MarketEngine:
         if is_market:
             if tif == mc.GTC or post or price != 0:
                 return (c.INVALID_ARGUMENT, *refused)
-            if side == mc.SELL and quote != 0 or side == mc.BUY and (qty != 0 or tif != mc.IOC):
+            if (side == mc.SELL and quote != 0) or (side == mc.BUY and (qty != 0 or tif != mc.IOC)):
                 return (c.INVALID_ARGUMENT, *refused)
         elif quote != 0 or (post and tif != mc.GTC):
             return (c.INVALID_ARGUMENT, *refused)
@@ -337,7 +342,9 @@ class MarketEngine:
             self._ok(core.post_held(seller, buyer, self.base, base_amt))
             if notional > seller_fee:
                 self._ok(core.post_held(buyer, seller, self.quote, notional - seller_fee))
-        if buyer_fee + seller_fee:
+        if buyer == self.fee_account:  # the fee account buying: its fees stay its own
+            self._release(buyer, self.quote, buyer_fee + seller_fee)
+        elif buyer_fee + seller_fee:
             self._ok(core.post_held(buyer, self.fee_account, self.quote,
                                     buyer_fee + seller_fee))
         if side == mc.SELL:  # the maker is a resting buy: release what the fill freed
@@ -353,7 +360,7 @@ class MarketEngine:
                 flags: int, owner: int) -> tuple[int, ...]:
         if acct or side or price or qty or quote or flags:
             return (c.INVALID_ARGUMENT, 0, 0, 0, 0, 0)
-        found = self.book.order(oid) if 1 <= oid else None
+        found = self.book.order(oid) if oid >= 1 else None
         if found is None:
             return (c.UNKNOWN_ORDER, 0, 0, 0, 0, 0)
         account, o_side, o_price, _rem = found
@@ -373,7 +380,7 @@ class MarketEngine:
             return (c.INVALID_ARGUMENT, *refused)
         if not (0 <= price <= mc.MAX_PRICE_TICKS and 0 <= qty <= mc.MAX_QTY_LOTS):
             return (c.INVALID_AMOUNT, *refused)
-        found = self.book.order(oid) if 1 <= oid else None
+        found = self.book.order(oid) if oid >= 1 else None
         if found is None:
             return (c.UNKNOWN_ORDER, *refused)
         account, o_side, o_price, o_rem = found
@@ -420,7 +427,7 @@ class MarketEngine:
 
     def export_state(self) -> dict[str, Any]:
         """The book (queue order included); everything else is derived from it."""
-        return self.book.export_state()  # type: ignore[no-any-return]
+        return self.book.export_state()
 
 
 __all__ = ["MarketEngine", "fee_of"]
