@@ -462,7 +462,7 @@ cdef class MarketEngine:
             return 0
         cdef bint banded = self.reference_ticks != 0
         cdef int64_t kernel_budget = 0
-        cdef int64_t notional = 0, hold = 0
+        cdef int64_t notional = 0, hold = 0, value = 0
         cdef bint too_big = False
         if not is_market:
             if not (1 <= price <= MAX_PRICE_TICKS and 1 <= qty <= MAX_QTY_LOTS):
@@ -477,8 +477,11 @@ cdef class MarketEngine:
             if not 1 <= qty <= MAX_QTY_LOTS:
                 out[0] = INVALID_AMOUNT
                 return 0
+            value = self.reference_ticks
+            if value == 0 and self.book._best[BUY] >= 0:
+                value = self.book._lvl[self.book._best[BUY]].price
             too_big = solvent_mul3(qty, self.lot_minor, 1, &hold) or solvent_mul3(
-                qty, self.reference_ticks, self.npt, &notional)
+                qty, value, self.npt, &notional)
             if banded:
                 is_market = False
                 price = self.band_low

@@ -28,8 +28,9 @@ nothing changes): the row's shape and flags (INVALID_ARGUMENT); the account
 (UNKNOWN_ACCOUNT; a wallet: INVALID_ARGUMENT; another customer's:
 PERMISSION_DENIED); market halted; assets live (the caller's ``live_code``);
 price and qty ranges (INVALID_AMOUNT); the band; what a market order becomes
-under the band; amounts beyond int64 (INVALID_AMOUNT); minimum notional; open
-orders per account (GTC); the hold (ACCOUNT_FROZEN, INSUFFICIENT_FUNDS); the
+under the band; amounts beyond int64 (INVALID_AMOUNT); minimum notional (a
+market sell valued at the reference price, else at the best bid; a market buy at
+its budget); open orders per account (GTC); the hold (ACCOUNT_FROZEN, INSUFFICIENT_FUNDS); the
 book (POST_ONLY_WOULD_TAKE, FOK_UNFILLABLE, a full book: LIMIT_EXCEEDED).
 
 **Under a band** (a reference price is set) a market sell is an IOC/FOK limit at
@@ -266,7 +267,9 @@ class MarketEngine:
             if not 1 <= qty <= mc.MAX_QTY_LOTS:
                 return (c.INVALID_AMOUNT, *refused)
             hold = qty * self.lot_minor
-            notional = qty * self.reference_ticks * self.npt
+            # valued at the reference price, else at the best bid (0: nothing to sell to)
+            value_ticks = self.reference_ticks or self.book.best_bid() or 0
+            notional = qty * value_ticks * self.npt
             if banded:  # a market sell cannot print below the band
                 is_market, price = False, self.band_low
         else:
