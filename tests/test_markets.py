@@ -718,6 +718,17 @@ def test_refused_orders_raise_their_typed_error_and_change_nothing(
     check(led)
 
 
+def test_a_market_sell_without_reference_is_valued_at_the_best_bid(
+    led: solvent.Ledger, ex: Any
+) -> None:
+    buy(led, "c001", "0.01", "4000000")  # the only bid: 0.001 BTC there is 4,000 KRW
+    refused(led, solvent.BelowMinNotional, "below_min_notional", lambda: led.place_order(
+        "c000", MARKET, "sell", type="market", tif="IOC", qty="0.001"))
+    o = led.place_order("c000", MARKET, "sell", type="market", tif="IOC", qty="0.002")
+    assert (o.status, o.filled_qty) == ("filled", Decimal("0.002"))  # 8,000 KRW: enough
+    check(led)
+
+
 def test_refused_batch_of_orders_leaves_nothing_behind(led: solvent.Ledger, ex: Any) -> None:
     """Inside ``batch()`` a refused order rolls back the block's accepted orders too."""
     before = market_view(led)
@@ -964,6 +975,25 @@ def test_client_order_id_is_idempotent_inside_a_batch(led: solvent.Ledger, ex: A
     assert again.replayed and again.order_id == first.order_id
     assert len(led.open_orders("c000")) == 1
     assert buy(led, "c000", "0.1", "97000000", client_order_id="b-1").replayed  # committed
+    check(led)
+
+
+def test_client_order_ids_are_kept_for_the_last_n_per_account(
+    led: solvent.Ledger, ex: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(solvent.markets, "MAX_CLIENT_IDS_PER_ACCOUNT", 3)
+    first = [buy(led, "c000", "0.1", "97000000", client_order_id=f"k-{i}") for i in range(4)]
+    buy(led, "c001", "0.1", "97000000", client_order_id="k-0")  # per account
+    # k-0 of c000 was forgotten (the oldest of 4); k-1..k-3 still answer retries
+    assert [buy(led, "c000", "0.1", "97000000", client_order_id=f"k-{i}").replayed
+            for i in (3, 2, 1)] == [True, True, True]
+    late = buy(led, "c000", "0.1", "97000000", client_order_id="k-0")
+    assert not late.replayed and late.order_id > first[3].order_id  # a new order
+    assert buy(led, "c001", "0.1", "97000000", client_order_id="k-0").replayed
+    # replay rebuilds the same window: k-1 was pushed out by the late k-0
+    led.verify()
+    again = buy(led, "c000", "0.1", "97000000", client_order_id="k-1")
+    assert not again.replayed
     check(led)
 
 

@@ -18,6 +18,7 @@ halted, and the market is not halted.
 from __future__ import annotations
 
 from array import array
+from collections import deque
 from collections.abc import Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, overload
@@ -43,6 +44,9 @@ MAX_MARKETS: Final = 256
 MAX_SUBMIT_BATCH: Final = ec.MAX_SUBMIT_ROWS
 MAX_FEE_PPM: Final = ec.MAX_FEE_PPM
 MAX_BAND_PPM: Final = 500_000  # 50 %
+#: client_order_id is idempotent over an account's last this many ids (older ones are
+#: forgotten, oldest first: a retry that late places a new order)
+MAX_CLIENT_IDS_PER_ACCOUNT: Final = 10_000
 
 SIDES: Final = {"buy": mc.BUY, "sell": mc.SELL}
 SIDE_NAMES: Final = {mc.BUY: "buy", mc.SELL: "sell"}
@@ -212,6 +216,17 @@ class MarketState:
         self.halted: dict[str, str] = {}
         self.next_order_id = 1
         self.client_ids: dict[tuple[str, str], tuple[int, int]] = {}  # -> (order id, position)
+        self._client_fifo: dict[str, deque[str]] = {}  # account -> its ids, oldest first
+
+    def remember_client_id(self, account: str, client_order_id: str, order_id: int,
+                           position: int) -> None:
+        """Keep ``client_order_id`` for retries, forgetting the account's oldest beyond
+        ``MAX_CLIENT_IDS_PER_ACCOUNT``."""
+        fifo = self._client_fifo.setdefault(account, deque())
+        if len(fifo) >= MAX_CLIENT_IDS_PER_ACCOUNT:
+            del self.client_ids[(account, fifo.popleft())]
+        fifo.append(client_order_id)
+        self.client_ids[(account, client_order_id)] = (order_id, position)
 
     @property
     def books(self) -> dict[str, Any]:
@@ -369,7 +384,8 @@ class MarketState:
         if got != want or rec.hold_asset != hold_asset:
             raise _fail(rec, f"replays as {got!r}, journaled as {want!r}")
         if rec.client_order_id:
-            self.client_ids[(rec.account, rec.client_order_id)] = (rec.order_id, rec.position)
+            self.remember_client_id(rec.account, rec.client_order_id, rec.order_id,
+                                    rec.position)
 
     def _on_cancelled(self, rec: r.OrderCancelled) -> None:
         found = self.order(rec.order_id)
@@ -438,8 +454,8 @@ class MarketState:
             self.halted[market] = reason
             self.engines[market].set_halted(True)
         self.next_order_id = data["next_order_id"]
-        for account, client, order_id, pos in data["client_ids"]:
-            self.client_ids[(account, client)] = (order_id, pos)
+        for account, client, order_id, pos in data["client_ids"]:  # oldest first
+            self.remember_client_id(account, client, order_id, pos)
 
 
 def placed_row(ms: MarketState, rec: r.OrderPlaced) -> tuple[int, ...]:
@@ -711,7 +727,7 @@ class MarketCommands:
                 client_order_id=client_order_id, fills=fills, expired_makers=expired,
                 status=status, filled_lots=out[3], remaining_lots=out[4])
             if client_order_id:
-                ms.client_ids[(account, client_order_id)] = (order_id, receipt.position)
+                ms.remember_client_id(account, client_order_id, order_id, receipt.position)
             del acct
             return self._order_view(spec, order_id, account, side, row, status, out[3], fills,
                                     client_order_id)
