@@ -1296,8 +1296,43 @@ def _status(rec: Any) -> Any:
     return rec
 
 
+def _bulk_fee(rec: Any) -> Any:  # one minor unit less fee in the first fill event
+    if isinstance(rec, r.OrdersSubmitted) and rec.events:
+        ev = array("q")
+        ev.frombytes(rec.events)
+        ev[8] -= 1
+        return msgspec.structs.replace(rec, events=ev.tobytes())
+    return rec
+
+
+def _bulk_result(rec: Any) -> Any:  # a refused row claimed as accepted
+    if isinstance(rec, r.OrdersSubmitted):
+        out = array("q")
+        out.frombytes(rec.results)
+        for i in range(0, len(out), ec.OUT_FIELDS):
+            if out[i] != ec.OK:
+                out[i] = ec.OK
+                return msgspec.structs.replace(rec, results=out.tobytes())
+    return rec
+
+
+def _bulk_row(rec: Any) -> Any:  # a bigger order than the one that ran
+    if isinstance(rec, r.OrdersSubmitted):
+        rows = array("q")
+        rows.frombytes(rec.rows)
+        rows[6] += 1
+        return msgspec.structs.replace(rec, rows=rows.tobytes())
+    return rec
+
+
+def _bulk_live(rec: Any) -> Any:  # claims an asset was halted when it was not
+    if isinstance(rec, r.OrdersSubmitted):
+        return msgspec.structs.replace(rec, live_code=ec.ASSET_HALTED)
+    return rec
+
+
 @pytest.mark.parametrize("edit", [_more_qty, _less_fee, _small_hold, _unbacked_resting_bid,
-                                  _status])
+                                  _status, _bulk_fee, _bulk_result, _bulk_row, _bulk_live])
 def test_a_forged_order_record_does_not_replay(tmp_path: Any, edit: Any) -> None:
     url = f"sqlite:///{tmp_path / 'a.db'}"
     clock = Clock()
