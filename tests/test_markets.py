@@ -1066,6 +1066,16 @@ def test_submit_orders_returns_per_order_outcomes(led: solvent.Ledger, ex: Any) 
     led.verify()
 
 
+def test_submit_orders_takes_at_most_max_submit_batch_rows(led: solvent.Ledger, ex: Any) -> None:
+    row = led.order_row("c000", MARKET, "buy", qty="0.001", price="97000000")
+    too_many = [row] * (solvent.markets.MAX_SUBMIT_BATCH + 1)
+    err = refused(led, solvent.LimitExceeded, "limit_exceeded",
+                  lambda: led.submit_orders(too_many))
+    assert err.details["limit"] == solvent.markets.MAX_SUBMIT_BATCH == 100_000
+    assert led.submit_orders([]).codes() == []
+    check(led)
+
+
 def placed_fill_makers(led: solvent.Ledger) -> list[int]:
     """The maker order ids of every fill journaled by submit_orders."""
     found = []
