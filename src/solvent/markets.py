@@ -197,6 +197,11 @@ def _fail(rec: r.Record, why: str) -> e.TamperDetected:
         f"position {rec.position}: {type(rec).__name__} {why}", position=rec.position)
 
 
+def _check_order_id(order_id: object) -> None:
+    if isinstance(order_id, bool) or not isinstance(order_id, int):
+        raise e.InvalidArgument(f"order_id must be an int, got {type(order_id).__name__}")
+
+
 def _ints(data: bytes) -> array[int]:
     a = array("q")
     a.frombytes(data)
@@ -663,6 +668,7 @@ class MarketCommands:
     def cancel_row(self, order_id: int, market: str) -> tuple[int, ...]:
         """The :meth:`submit_orders` row cancelling ``order_id`` in ``market``."""
         with self._lock:
+            _check_order_id(order_id)
             return (ec.OP_CANCEL, self._spec(market).market_id, order_id, 0, 0, 0, 0, 0, 0)
 
     def amend_row(self, order_id: int, market: str, *, qty: AmountLike | None = None,
@@ -670,6 +676,7 @@ class MarketCommands:
         """The :meth:`submit_orders` row amending ``order_id`` in ``market`` (an
         omitted ``qty`` or ``price`` stays as it is)."""
         with self._lock:
+            _check_order_id(order_id)
             spec = self._spec(market)
             if qty is None and price is None:
                 raise e.InvalidArgument("amend needs qty or price")
@@ -696,7 +703,7 @@ class MarketCommands:
         :class:`~solvent.Rejected` subclass and changes nothing when refused."""
         with self._lock:
             spec = self._spec(market)
-            acct = self._account(account, "account")
+            self._account(account, "account")
             who = self._authorize(actor, "place_order", debit_account=account)
             if client_order_id:
                 check_id(client_order_id, "client_order_id")
@@ -728,7 +735,6 @@ class MarketCommands:
                 status=status, filled_lots=out[3], remaining_lots=out[4])
             if client_order_id:
                 ms.remember_client_id(account, client_order_id, order_id, receipt.position)
-            del acct
             return self._order_view(spec, order_id, account, side, row, status, out[3], fills,
                                     client_order_id)
 
@@ -899,8 +905,7 @@ class MarketCommands:
     def cancel_order(self, order_id: int, *, actor: str | None = None) -> Receipt:
         """Take a resting order off its book and release what it holds."""
         with self._lock:
-            if isinstance(order_id, bool) or not isinstance(order_id, int):
-                raise e.InvalidArgument("order_id must be an int")
+            _check_order_id(order_id)
             ms = self._markets
             order = ms.order(order_id)
             if order is None:
@@ -922,8 +927,7 @@ class MarketCommands:
         keeps its queue priority; a price change re-queues; an amend never trades
         (a price that would cross is refused)."""
         with self._lock:
-            if isinstance(order_id, bool) or not isinstance(order_id, int):
-                raise e.InvalidArgument("order_id must be an int")
+            _check_order_id(order_id)
             ms = self._markets
             order = ms.order(order_id)
             if order is None:
