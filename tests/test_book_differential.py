@@ -20,6 +20,7 @@ hypothesis adds 600 shrinkable examples of up to 80 commands
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 from array import array
@@ -48,6 +49,7 @@ class Stream:
     def __init__(
         self, rnd: random.Random, accounts: int = 4, spread: int = 6,
         live: Callable[[], list[int]] | None = None, depth: int = 0,
+        id_of: Callable[[int], int] = int,
     ) -> None:
         self.rnd = rnd
         self.accounts = accounts
@@ -55,6 +57,7 @@ class Stream:
         self.live = live  # the resting order ids, when the stream may look at the book
         self.depth = depth
         self.next_id = 1
+        self.id_of = id_of  # the n-th fresh order id (default: n)
         self.ids: list[int] = []  # ids submitted so far (resting or not)
 
     def _id(self) -> int:
@@ -63,9 +66,13 @@ class Stream:
             return self.rnd.choice(self.ids)  # probably a duplicate
         if r < 0.045:
             return self.rnd.choice([0, -1, c.MAX_ORDER_ID, c.MAX_ORDER_ID + 1])
+        return self.fresh_id()
+
+    def fresh_id(self) -> int:
         self.next_id += 1
-        self.ids.append(self.next_id)
-        return self.next_id
+        oid = self.id_of(self.next_id)
+        self.ids.append(oid)
+        return oid
 
     def _target(self) -> int:
         if self.live is not None and self.rnd.random() < 0.75:
@@ -287,6 +294,48 @@ def test_seeded_streams(seed: int) -> None:
     stats = run_both(commands(), max_orders, books=books)
     assert stats["rows"] >= n
     assert stats["fills"] > 500 and stats["ok"] > n // 4
+
+
+# Order id patterns: the compiled book keeps an order in the home slot of its id
+# (consecutive ids, consecutive slots) and displaced ones in an overflow region with
+# a per-home count that saturates at 255. Ids far apart, ids sharing a home by the
+# hundred and random ids must give the same results as consecutive ones.
+ID_PATTERNS: dict[str, Callable[[int], int]] = {
+    "shifted_20": lambda n: n << 20,
+    "shifted_32": lambda n: n << 32,
+    "shared_home": lambda n: n << 40,
+    "random": lambda n: random.Random(n).randrange(1, c.MAX_ORDER_ID),
+    "top": lambda n: c.MAX_ORDER_ID - 3 * n,
+}
+
+
+def passive_rows(rnd: random.Random, stream: Stream, k: int) -> list[tuple[int, ...]]:
+    """``k`` bulk rows of GTC limit orders that rest (up to 300 ticks off the touch)."""
+    rows: list[tuple[int, ...]] = []
+    for _ in range(k):
+        side = rnd.randrange(2)
+        price = 1000 - rnd.randint(0, 300) if side == c.BUY else 1001 + rnd.randint(0, 300)
+        rows.append((c.OP_LIMIT, stream.fresh_id(), rnd.randrange(5), side, price,
+                     rnd.randint(1, 60), 0))
+    return rows
+
+
+@pytest.mark.parametrize("pattern", sorted(ID_PATTERNS))
+def test_id_patterns(pattern: str) -> None:
+    """Streams whose fresh ids follow a pattern: on a book first filled (in bulk rows)
+    with 5,000 resting orders, so that its home region grows while orders live in the
+    overflow region, and on a small book."""
+    for max_orders, prefill, n in ((c.DEFAULT_MAX_ORDERS, 5_000, 1_500), (300, 250, 4_000)):
+        books = (_book.OrderBook(max_orders), twin.OrderBook(max_orders))
+        twin_book = books[1]
+        rnd = random.Random(7)
+        stream = Stream(rnd, accounts=5, spread=300, live=lambda b=twin_book: list(b._orders),
+                        depth=prefill, id_of=ID_PATTERNS[pattern])
+        fill: list[Command] = [("bulk", passive_rows(rnd, stream, 100))
+                               for _ in range(prefill // 100)]
+        commands = itertools.chain(fill, (stream.command() for _ in range(n)))
+        stats = run_both(commands, max_orders, check_every=400, books=books)
+        assert stats["fills"] > 100
 
 
 @st.composite
