@@ -671,7 +671,7 @@ cdef class OrderBook:
         self._ord_free = -1
         return 0
 
-    cdef int _emit(self, int64_t kind, int64_t a, int64_t b, int64_t acct, int64_t price,
+    cdef inline int _emit(self, int64_t kind, int64_t a, int64_t b, int64_t acct, int64_t price,
                           int64_t qty, int64_t rem) except -1:
         cdef void* p
         cdef int64_t* r
@@ -767,7 +767,7 @@ cdef class OrderBook:
 
     # -- orders -------------------------------------------------------------------------------
 
-    cdef void _append(self, int32_t oi, int32_t li) noexcept:
+    cdef inline void _append(self, int32_t oi, int32_t li) noexcept:
         """Put order ``oi`` at the back of level ``li``."""
         cdef Order* o = &self._ord[oi]
         cdef Level* v = &self._lvl[li]
@@ -782,7 +782,7 @@ cdef class OrderBook:
         v.count += 1
         v.total += o.qty
 
-    cdef void _unlink(self, int32_t oi) noexcept:
+    cdef inline void _unlink(self, int32_t oi) noexcept:
         """Take order ``oi`` out of its level's queue (dropping the level if emptied)."""
         cdef Order* o = &self._ord[oi]
         cdef int32_t li = o.level
@@ -843,7 +843,7 @@ cdef class OrderBook:
         o.qty = 0                    # marks the slot free
         self._n -= 1
 
-    cdef int32_t _find(self, int64_t order_id) noexcept:
+    cdef inline int32_t _find(self, int64_t order_id) noexcept:
         """The resting order with this id, or -1: its home slot (one cache line), else,
         if orders of that home live in the overflow region, the id table."""
         if order_id <= 0:
@@ -856,7 +856,7 @@ cdef class OrderBook:
         cdef Py_ssize_t i = _ids_find(&self._ids, self._ord, order_id)
         return self._ids.slots[i].oi if i >= 0 else -1
 
-    cdef void _prefetch_row(self, int64_t op, int64_t order_id, int stage) noexcept:
+    cdef inline void _prefetch_row(self, int64_t op, int64_t order_id, int stage) noexcept:
         """Software pipelining of ``process_many`` (a hint only: it changes nothing).
         Stage 0: the order id's home slot (where a new order rests, and where a cancel or
         amend usually finds its order); stage 1, for a cancel/amend: the order's level

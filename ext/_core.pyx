@@ -315,7 +315,7 @@ cdef class BalanceTable:
 
     # -- checked operations ---------------------------------------------------
 
-    cdef int _check_pair(
+    cdef inline int _check_pair(
         self, int64_t debit, int64_t credit, int64_t asset, int64_t amount
     ) noexcept:
         if amount <= 0:  # (> INT64_MAX cannot reach an int64_t: see _arg_amount)
@@ -372,7 +372,7 @@ cdef class BalanceTable:
             return WRONG_KIND
         return self._post(d, cr, a, am, True)
 
-    cdef int _post(
+    cdef inline int _post(
         self, int64_t debit, int64_t credit, int64_t asset, int64_t amount, bint from_held
     ) except -1:
         cdef AssetBook* book = &self._books[asset]
@@ -417,7 +417,7 @@ cdef class BalanceTable:
         book.totals[ck] += -amount if ck == KIND_WALLET else amount
         return OK
 
-    cdef int _check_single(self, int64_t account, int64_t asset, int64_t amount) noexcept:
+    cdef inline int _check_single(self, int64_t account, int64_t asset, int64_t amount) noexcept:
         if amount <= 0:
             return INVALID_AMOUNT
         if asset < 0 or asset >= self._n_assets:
@@ -478,7 +478,7 @@ cdef class BalanceTable:
         book.available[acct] += am
         return OK
 
-    cdef int _post_many_item(
+    cdef inline int _post_many_item(
         self, int64_t debit, int64_t credit, int64_t asset, int64_t amount
     ) except -1:
         """One item of ``post_many`` (the body of the twin's loop)."""

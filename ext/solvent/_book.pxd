@@ -96,17 +96,17 @@ cdef class OrderBook:
     cdef int _reserve(self) except -1
     cdef int _reserve_levels(self) except -1
     cdef int _grow_home(self, Py_ssize_t cap) except -1
-    cdef int _emit(self, int64_t kind, int64_t a, int64_t b, int64_t acct, int64_t price,
+    cdef inline int _emit(self, int64_t kind, int64_t a, int64_t b, int64_t acct, int64_t price,
                    int64_t qty, int64_t rem) except -1
     cdef int32_t _level_for(self, int64_t side, int64_t price) noexcept
     cdef void _level_drop(self, int32_t li) noexcept
-    cdef void _append(self, int32_t oi, int32_t li) noexcept
-    cdef void _unlink(self, int32_t oi) noexcept
+    cdef inline void _append(self, int32_t oi, int32_t li) noexcept
+    cdef inline void _unlink(self, int32_t oi) noexcept
     cdef int32_t _rest(self, int64_t order_id, int64_t account, int64_t side,
                        int64_t price, int64_t qty) noexcept
     cdef void _remove(self, int32_t oi) noexcept
-    cdef int32_t _find(self, int64_t order_id) noexcept
-    cdef void _prefetch_row(self, int64_t op, int64_t order_id, int stage) noexcept
+    cdef inline int32_t _find(self, int64_t order_id) noexcept
+    cdef inline void _prefetch_row(self, int64_t op, int64_t order_id, int stage) noexcept
     cdef int _check_order(self, int64_t order_id, int64_t account, int64_t side,
                           int64_t price, int64_t qty, int64_t kind, int64_t tif, bint post, int64_t stp, int64_t budget) noexcept
     cdef bint _fillable(self, int64_t side, bint has_limit, int64_t limit, int64_t qty,

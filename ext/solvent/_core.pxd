@@ -25,14 +25,14 @@ cdef class BalanceTable:
     cdef Py_ssize_t _assets_cap
 
     cdef int _grow_accounts(self) except -1
-    cdef int _check_pair(self, int64_t debit, int64_t credit, int64_t asset,
+    cdef inline int _check_pair(self, int64_t debit, int64_t credit, int64_t asset,
                          int64_t amount) noexcept
-    cdef int _post(self, int64_t debit, int64_t credit, int64_t asset, int64_t amount,
+    cdef inline int _post(self, int64_t debit, int64_t credit, int64_t asset, int64_t amount,
                    bint from_held) except -1
-    cdef int _check_single(self, int64_t account, int64_t asset, int64_t amount) noexcept
+    cdef inline int _check_single(self, int64_t account, int64_t asset, int64_t amount) noexcept
     cdef int _hold(self, int64_t acct, int64_t a, int64_t am) except -1
     cdef int _release(self, int64_t acct, int64_t a, int64_t am) except -1
     cdef int _post_held(self, int64_t d, int64_t cr, int64_t a, int64_t am) except -1
-    cdef int _post_many_item(self, int64_t debit, int64_t credit, int64_t asset,
+    cdef inline int _post_many_item(self, int64_t debit, int64_t credit, int64_t asset,
                              int64_t amount) except -1
     cdef object _post_many_items(self, debit, credit, asset, amount, out)
