@@ -55,6 +55,7 @@ from solvent.errors import (
     WriterFenced,
 )
 from solvent.ledger import Balance, BulkResult, Ledger, Totals, VerifyReport
+from solvent.markets import BulkOutcome, BulkOutcomes, FillView, MarketSpec, OpenOrder, Order
 from solvent.proof import InclusionProof, LiabilitiesRoot, ProofInvalid, verify_inclusion
 from solvent.receipts import Receipt
 
@@ -69,9 +70,12 @@ __all__ = [
     "Balance",
     "BalanceOverflow",
     "BelowMinNotional",
+    "BulkOutcome",
+    "BulkOutcomes",
     "BulkResult",
     "CoverageBreach",
     "DuplicateRef",
+    "FillView",
     "FloatAmount",
     "FokUnfillable",
     "InclusionProof",
@@ -85,8 +89,11 @@ __all__ = [
     "LiabilitiesRoot",
     "LimitExceeded",
     "MarketHalted",
+    "MarketSpec",
     "NotEnoughConfirmations",
     "NotReconciled",
+    "OpenOrder",
+    "Order",
     "PermissionDenied",
     "PostOnlyWouldTake",
     "PriceOutsideBand",
