@@ -631,22 +631,33 @@ cdef class MarketEngine:
         fees[2] = notional + taker_fee if side == BUY else base_amt
         return 0
 
+    cdef int _resting(self, int64_t oid, int64_t owner, int64_t* o) noexcept:
+        """The resting order ``oid`` as (account, side, price, remaining) in ``o``; the
+        code refusing a cancel or amend of it by ``owner`` (UNKNOWN_ORDER,
+        PERMISSION_DENIED), else OK."""
+        cdef OrderBook book = self.book
+        cdef int32_t oi = book._find(oid)
+        if oi < 0:
+            return UNKNOWN_ORDER
+        o[0] = book._ord[oi].account
+        o[1] = book._lvl[book._ord[oi].level].side
+        o[2] = book._lvl[book._ord[oi].level].price
+        o[3] = book._ord[oi].qty
+        if owner >= 0 and o[0] != owner:
+            return PERMISSION_DENIED
+        return OK
+
     cdef int _cancel(self, const int64_t* r, int64_t owner, int64_t* out) except -1:
         cdef int64_t oid = r[2]
         if r[3] or r[4] or r[5] or r[6] or r[7] or r[8]:
             out[0] = INVALID_ARGUMENT
             return 0
         cdef OrderBook book = self.book
-        cdef int32_t oi = book._find(oid)
-        if oi < 0:
-            out[0] = UNKNOWN_ORDER
+        cdef int64_t o[4]          # account, side, price, remaining
+        out[0] = self._resting(oid, owner, o)
+        if out[0]:
             return 0
-        cdef int64_t account = book._ord[oi].account
-        cdef int64_t o_side = book._lvl[book._ord[oi].level].side
-        cdef int64_t o_price = book._lvl[book._ord[oi].level].price
-        if owner >= 0 and account != owner:
-            out[0] = PERMISSION_DENIED
-            return 0
+        cdef int64_t account = o[0], o_side = o[1], o_price = o[2]
         book._ev_len = 0
         if book._cancel(oid) != BK_OK:
             raise AssertionError("cancel of a found order refused")
@@ -673,17 +684,11 @@ cdef class MarketEngine:
             out[0] = INVALID_AMOUNT
             return 0
         cdef OrderBook book = self.book
-        cdef int32_t oi = book._find(oid)
-        if oi < 0:
-            out[0] = UNKNOWN_ORDER
+        cdef int64_t o[4]          # account, side, price, remaining
+        out[0] = self._resting(oid, owner, o)
+        if out[0]:
             return 0
-        cdef int64_t account = book._ord[oi].account
-        cdef int64_t o_side = book._lvl[book._ord[oi].level].side
-        cdef int64_t o_price = book._lvl[book._ord[oi].level].price
-        cdef int64_t o_rem = book._ord[oi].qty
-        if owner >= 0 and account != owner:
-            out[0] = PERMISSION_DENIED
-            return 0
+        cdef int64_t account = o[0], o_side = o[1], o_price = o[2], o_rem = o[3]
         if self.halted:
             out[0] = MARKET_HALTED
             return 0

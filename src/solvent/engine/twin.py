@@ -359,16 +359,24 @@ class MarketEngine:
             self._open[maker] -= 1
         return maker_fee, taker_fee, notional + taker_fee if side == mc.BUY else base_amt
 
+    def _resting(self, oid: int, owner: int) -> tuple[int, tuple[int, int, int, int]]:
+        """The resting order ``oid`` as (account, side, price, remaining), and the code
+        refusing a cancel or amend of it by ``owner`` (UNKNOWN_ORDER, PERMISSION_DENIED)."""
+        found = self.book.order(oid) if oid >= 1 else None
+        if found is None:
+            return c.UNKNOWN_ORDER, (0, 0, 0, 0)
+        if owner >= 0 and found[0] != owner:
+            return c.PERMISSION_DENIED, found
+        return c.OK, found
+
     def _cancel(self, oid: int, acct: int, side: int, price: int, qty: int, quote: int,
                 flags: int, owner: int) -> tuple[int, ...]:
         if acct or side or price or qty or quote or flags:
             return (c.INVALID_ARGUMENT, 0, 0, 0, 0, 0)
-        found = self.book.order(oid) if oid >= 1 else None
-        if found is None:
-            return (c.UNKNOWN_ORDER, 0, 0, 0, 0, 0)
+        code, found = self._resting(oid, owner)
+        if code:
+            return (code, 0, 0, 0, 0, 0)
         account, o_side, o_price, _rem = found
-        if owner >= 0 and account != owner:
-            return (c.PERMISSION_DENIED, 0, 0, 0, 0, 0)
         code, removed = self.book.cancel(oid)
         assert code == mc.OK
         released = self.hold_needed(o_side, o_price, removed)
@@ -383,12 +391,10 @@ class MarketEngine:
             return (c.INVALID_ARGUMENT, *refused)
         if not (0 <= price <= mc.MAX_PRICE_TICKS and 0 <= qty <= mc.MAX_QTY_LOTS):
             return (c.INVALID_AMOUNT, *refused)
-        found = self.book.order(oid) if oid >= 1 else None
-        if found is None:
-            return (c.UNKNOWN_ORDER, *refused)
+        code, found = self._resting(oid, owner)
+        if code:
+            return (code, *refused)
         account, o_side, o_price, o_rem = found
-        if owner >= 0 and account != owner:
-            return (c.PERMISSION_DENIED, *refused)
         if self.halted:
             return (c.MARKET_HALTED, *refused)
         new_price = price or o_price
