@@ -536,7 +536,6 @@ cdef class MarketEngine:
         cdef Py_ssize_t e
         cdef int64_t* ev
         cdef int64_t kind
-        cdef int64_t* w
         cdef int64_t fees[3]
         self._evs.reserve(book._ev_len // REC * EVF)
         for e in range(0, book._ev_len, REC):
@@ -545,32 +544,12 @@ cdef class MarketEngine:
             if kind == EV_FILL:
                 self._settle(acct, side, ev[4], ev[5], ev[6], ev[7], fees)
                 held -= fees[2]
-                w = self._evs.data + self._evs.length
-                w[0] = row
-                w[1] = kind
-                w[2] = ev[3]
-                w[3] = ev[4]
-                w[4] = ev[5]
-                w[5] = ev[6]
-                w[6] = ev[7]
-                w[7] = fees[0]
-                w[8] = fees[1]
-                self._evs.length += EVF
+                self._event(row, kind, ev, ev[7], fees[0], fees[1])
             elif kind == EV_MAKER_EXPIRED:
                 self._hold_of(1 - side, ev[5], ev[6], &keep)
                 self._release(ev[4], self.base if side == BUY else self.quote, keep)
                 self._open.add(ev[4], -1)
-                w = self._evs.data + self._evs.length
-                w[0] = row
-                w[1] = kind
-                w[2] = ev[3]
-                w[3] = ev[4]
-                w[4] = ev[5]
-                w[5] = ev[6]
-                w[6] = 0
-                w[7] = 0
-                w[8] = 0
-                self._evs.length += EVF
+                self._event(row, kind, ev, 0, 0, 0)
             else:
                 status = kind
                 filled = ev[6]
@@ -590,6 +569,23 @@ cdef class MarketEngine:
         out[4] = remaining
         out[5] = hold
         return 0
+
+    cdef inline void _event(self, Py_ssize_t row, int64_t kind, const int64_t* ev,
+                            int64_t maker_remaining, int64_t maker_fee,
+                            int64_t taker_fee) noexcept:
+        """Append one event row (room was reserved): row, kind, maker order id, maker
+        account, price, qty, maker remaining, maker fee, taker fee."""
+        cdef int64_t* w = self._evs.data + self._evs.length
+        w[0] = row
+        w[1] = kind
+        w[2] = ev[3]
+        w[3] = ev[4]
+        w[4] = ev[5]
+        w[5] = ev[6]
+        w[6] = maker_remaining
+        w[7] = maker_fee
+        w[8] = taker_fee
+        self._evs.length += EVF
 
     cdef int _settle(self, int64_t taker, int64_t side, int64_t maker, int64_t price,
                      int64_t qty, int64_t maker_remaining, int64_t* fees) except -1:

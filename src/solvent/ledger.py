@@ -41,12 +41,12 @@ from solvent.custody import CustodyCommands
 from solvent.journal import StoredBatch, verify_link
 from solvent.markets import MarketCommands
 from solvent.receipts import Receipt
+from solvent.records import column_bytes
 from solvent.state import (
     ACCOUNT_KINDS,
     ROLES,
     LedgerState,
     bulk_content_digest,
-    column_bytes,
     snapshot_decoder,
 )
 from solvent.store import JournalStore

@@ -32,6 +32,9 @@ is chained to its predecessor by SHA-256 (see ``solvent.journal``).
 
 from __future__ import annotations
 
+import sys
+from array import array
+
 import msgspec
 
 
@@ -508,3 +511,21 @@ def record_kind(rec: Record) -> str:
 def record_to_dict(rec: Record) -> dict[str, object]:
     """The record with its kind and named fields (bytes columns stay bytes)."""
     return {"kind": record_kind(rec), **msgspec.structs.asdict(rec)}
+
+
+def column_bytes(col: array) -> bytes:  # type: ignore[type-arg]
+    """An int64 column as little-endian bytes (the journal's byte order)."""
+    if sys.byteorder == "little":
+        return col.tobytes()
+    swapped = array("q", col)
+    swapped.byteswap()
+    return swapped.tobytes()
+
+
+def column_from_bytes(data: bytes) -> array:  # type: ignore[type-arg]
+    """The int64 column that ``column_bytes`` wrote."""
+    col = array("q")
+    col.frombytes(data)
+    if sys.byteorder != "little":
+        col.byteswap()
+    return col

@@ -11,7 +11,6 @@ record does not apply exactly as it did when it was journaled.
 from __future__ import annotations
 
 import hashlib
-import sys
 from array import array
 from collections.abc import Callable
 from typing import Any
@@ -24,27 +23,11 @@ from solvent.core import codes as c
 from solvent.custody import CustodyState
 from solvent.errors import TamperDetected
 from solvent.markets import MarketState
+from solvent.records import column_from_bytes
 
 ROLES = ("customer", "operator", "auditor", "system")
 ACCOUNT_KINDS = {"customer": c.KIND_CUSTOMER, "company": c.KIND_COMPANY}
 BUILTIN_ACTORS = {"system": "system"}
-
-
-def column_bytes(col: array) -> bytes:  # type: ignore[type-arg]
-    """An int64 column as little-endian bytes (the journal's byte order)."""
-    if sys.byteorder == "little":
-        return col.tobytes()
-    swapped = array("q", col)
-    swapped.byteswap()
-    return swapped.tobytes()
-
-
-def column_from_bytes(data: bytes) -> array:  # type: ignore[type-arg]
-    col = array("q")
-    col.frombytes(data)
-    if sys.byteorder != "little":
-        col.byteswap()
-    return col
 
 
 def bulk_content_digest(cols: tuple[bytes, bytes, bytes, bytes]) -> bytes:

@@ -40,7 +40,6 @@ whole lots its budget buys there: no order prints outside the band.
 
 from __future__ import annotations
 
-import sys
 from array import array
 from collections.abc import Sequence
 from typing import Any, Final
@@ -49,6 +48,7 @@ from solvent.core import codes as cc
 from solvent.engine import codes as c
 from solvent.matching import codes as mc
 from solvent.matching.twin import OrderBook
+from solvent.records import column_bytes, column_from_bytes
 
 _INT64_MIN: Final = -(2**63)
 _BOOK_CODES: Final = {
@@ -73,20 +73,6 @@ def _row_of(item: object, market: int) -> tuple[int, ...] | None:
         if type(v) is not int or not _INT64_MIN <= v <= c.INT64_MAX:
             return None
     return tuple(item)
-
-
-def _le(a: array) -> bytes:  # type: ignore[type-arg]
-    if sys.byteorder != "little":
-        a.byteswap()
-    return a.tobytes()
-
-
-def _from_le(data: bytes) -> array:  # type: ignore[type-arg]
-    a = array("q")
-    a.frombytes(data)
-    if sys.byteorder != "little":
-        a.byteswap()
-    return a
 
 
 class MarketEngine:
@@ -185,15 +171,15 @@ class MarketEngine:
             ins.extend(row)
             end += 1
         next_id, outs, evs = self._run(ins, live_code, owner, first_order_id)
-        return end - start, next_id, _le(ins), _le(outs), _le(evs)
+        return end - start, next_id, column_bytes(ins), column_bytes(outs), column_bytes(evs)
 
     def replay(self, ops: bytes, live_code: int, owner: int, first_order_id: int
                ) -> tuple[int, bytes, bytes]:
         """Run journaled input rows again: ``(next order id, result rows, event rows)``."""
         if len(ops) % (8 * c.IN_FIELDS) or len(ops) > 8 * c.IN_FIELDS * c.MAX_SUBMIT_ROWS:
             raise ValueError("input rows: not a whole number of rows, or too many")
-        next_id, outs, evs = self._run(_from_le(ops), live_code, owner, first_order_id)
-        return next_id, _le(outs), _le(evs)
+        next_id, outs, evs = self._run(column_from_bytes(ops), live_code, owner, first_order_id)
+        return next_id, column_bytes(outs), column_bytes(evs)
 
     def _run(self, ins: array, live_code: int, owner: int, next_id: int  # type: ignore[type-arg]
              ) -> tuple[int, array, array]:  # type: ignore[type-arg]
