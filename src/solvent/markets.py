@@ -34,6 +34,7 @@ from solvent.engine import engine_class
 from solvent.matching import book_class
 from solvent.matching import codes as mc
 from solvent.receipts import Receipt
+from solvent.records import column_from_bytes
 
 if TYPE_CHECKING:
     from solvent.state import LedgerState
@@ -149,7 +150,7 @@ class BulkOutcomes(Sequence[BulkOutcome]):
         self._rows: array[int] = array("q")
 
     def _extend(self, results: bytes) -> None:
-        self._rows.frombytes(results)
+        self._rows.extend(column_from_bytes(results))
 
     def _refuse(self, code: int) -> None:
         self._rows.extend((code, 0, 0, 0, 0, 0))
@@ -200,12 +201,6 @@ def _fail(rec: r.Record, why: str) -> e.TamperDetected:
 def _check_order_id(order_id: object) -> None:
     if isinstance(order_id, bool) or not isinstance(order_id, int):
         raise e.InvalidArgument(f"order_id must be an int, got {type(order_id).__name__}")
-
-
-def _ints(data: bytes) -> array[int]:
-    a = array("q")
-    a.frombytes(data)
-    return a
 
 
 class MarketState:
@@ -323,7 +318,7 @@ class MarketState:
                  ) -> tuple[list[r.Fill], list[tuple[int, int]]]:
         """The journal's view of one order's event rows."""
         names = self.state.account_names
-        ev = _ints(events)
+        ev = column_from_bytes(events)
         fills: list[r.Fill] = []
         expired: list[tuple[int, int]] = []
         for i in range(0, len(ev), ec.EVENT_FIELDS):
@@ -371,7 +366,7 @@ class MarketState:
             _n, _first, _ins, outs, evs = self.run(market, [row], 0, ec.OK, -1)
         except AssertionError as exc:  # a settlement the holds cannot pay
             raise _fail(rec, f"does not settle: {exc}") from exc
-        return _ints(outs), evs
+        return column_from_bytes(outs), evs
 
     def _on_placed(self, rec: r.OrderPlaced) -> None:
         spec = self.specs[rec.market]
@@ -721,7 +716,7 @@ class MarketCommands:
             except BaseException:
                 self._abort(mark)
                 raise
-            out = _ints(outs)
+            out = column_from_bytes(outs)
             if out[0] != ec.OK:
                 raise self._order_refusal(out[0], spec, row, account, live_exc)
             fills, expired = ms.fills_of(spec, evs)
@@ -961,7 +956,7 @@ class MarketCommands:
         except BaseException:
             self._abort(mark)
             raise
-        return _ints(outs)
+        return column_from_bytes(outs)
 
     # -- reads ------------------------------------------------------------------------------
 
