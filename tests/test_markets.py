@@ -978,6 +978,24 @@ def test_client_order_id_is_idempotent_inside_a_batch(led: solvent.Ledger, ex: A
     check(led)
 
 
+def test_a_client_order_id_retry_after_reopening(tmp_path: Any) -> None:
+    """After reopening (from the snapshot close() writes), a retry reads its one batch
+    back from the store."""
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    clock = Clock()
+    led = solvent.Ledger.open(url, clock=clock)
+    market_exchange(led, clock)
+    first = buy(led, "c000", "0.1", "97000000", client_order_id="keep-1")
+    for i in range(20):  # later batches
+        buy(led, "c001", "0.1", str(96_000_000 - i * 1000))
+    led.close()
+    with solvent.Ledger.open(url, clock=clock) as again:
+        retry = buy(again, "c000", "0.1", "97000000", client_order_id="keep-1")
+        assert retry.replayed and retry.order_id == first.order_id
+        with pytest.raises(solvent.DuplicateRef):
+            buy(again, "c000", "0.2", "97000000", client_order_id="keep-1")
+
+
 def test_client_order_ids_are_kept_for_the_last_n_per_account(
     led: solvent.Ledger, ex: Any, monkeypatch: Any
 ) -> None:

@@ -38,6 +38,7 @@ from solvent.records import column_from_bytes
 
 if TYPE_CHECKING:
     from solvent.state import LedgerState
+    from solvent.store import JournalStore
 
 PPM: Final = ec.PPM
 MAX_OPEN_ORDERS_PER_ACCOUNT: Final = ec.MAX_OPEN_ORDERS_PER_ACCOUNT
@@ -215,18 +216,20 @@ class MarketState:
         self.references: dict[str, tuple[int, int]] = {}  # market -> (price, band_ppm)
         self.halted: dict[str, str] = {}
         self.next_order_id = 1
-        self.client_ids: dict[tuple[str, str], tuple[int, int]] = {}  # -> (order id, position)
+        # (account, client order id) -> (order id, position, batch version of the record)
+        self.client_ids: dict[tuple[str, str], tuple[int, int, int]] = {}
         self._client_fifo: dict[str, deque[str]] = {}  # account -> its ids, oldest first
 
     def remember_client_id(self, account: str, client_order_id: str, order_id: int,
-                           position: int) -> None:
-        """Keep ``client_order_id`` for retries, forgetting the account's oldest beyond
+                           position: int, version: int) -> None:
+        """Keep ``client_order_id`` for retries (with where its record is: ``position``
+        in batch ``version``), forgetting the account's oldest beyond
         ``MAX_CLIENT_IDS_PER_ACCOUNT``."""
         fifo = self._client_fifo.setdefault(account, deque())
         if len(fifo) >= MAX_CLIENT_IDS_PER_ACCOUNT:
             del self.client_ids[(account, fifo.popleft())]
         fifo.append(client_order_id)
-        self.client_ids[(account, client_order_id)] = (order_id, position)
+        self.client_ids[(account, client_order_id)] = (order_id, position, version)
 
     @property
     def books(self) -> dict[str, Any]:
@@ -385,7 +388,7 @@ class MarketState:
             raise _fail(rec, f"replays as {got!r}, journaled as {want!r}")
         if rec.client_order_id:
             self.remember_client_id(rec.account, rec.client_order_id, rec.order_id,
-                                    rec.position)
+                                    rec.position, self.state.version + 1)
 
     def _on_cancelled(self, rec: r.OrderCancelled) -> None:
         found = self.order(rec.order_id)
@@ -437,7 +440,7 @@ class MarketState:
             "references": sorted(self.references.items()),
             "halted": sorted(self.halted.items()),
             "next_order_id": self.next_order_id,
-            "client_ids": [[a, c, o, pos] for (a, c), (o, pos) in self.client_ids.items()],
+            "client_ids": [[a, c, o, pos, v] for (a, c), (o, pos, v) in self.client_ids.items()],
         }
 
     def load(self, data: dict[str, Any]) -> None:
@@ -454,8 +457,8 @@ class MarketState:
             self.halted[market] = reason
             self.engines[market].set_halted(True)
         self.next_order_id = data["next_order_id"]
-        for account, client, order_id, pos in data["client_ids"]:  # oldest first
-            self.remember_client_id(account, client, order_id, pos)
+        for account, client, order_id, pos, version in data["client_ids"]:  # oldest first
+            self.remember_client_id(account, client, order_id, pos, version)
 
 
 def placed_row(ms: MarketState, rec: r.OrderPlaced) -> tuple[int, ...]:
@@ -511,8 +514,7 @@ class MarketCommands:
         def _abort(self, mark: int) -> None: ...
 
         _actor: str
-
-        def records(self, after_position: int = 0) -> Iterator[r.JournalRecord]: ...
+        _store: JournalStore
 
         def open_account(self, account: str, kind: str = "customer", *,
                          actor: str | None = None) -> Receipt: ...
@@ -708,7 +710,7 @@ class MarketCommands:
             if client_order_id:
                 prior = ms.client_ids.get((account, client_order_id))
                 if prior is not None:
-                    return self._replayed_order(prior[1], row, client_order_id)
+                    return self._replayed_order(prior[1], prior[2], row, client_order_id)
             live_code, live_exc = self._live(spec, who)
             mark = len(self._pending)
             try:
@@ -721,6 +723,7 @@ class MarketCommands:
                 raise self._order_refusal(out[0], spec, row, account, live_exc)
             fills, expired = ms.fills_of(spec, evs)
             status = STATUS_NAMES[out[2]]
+            version = self._state.version + 1  # the batch the record goes into
             receipt = self._journal(
                 r.OrderPlaced, who, client_order_id, market=market, order_id=order_id,
                 account=account, side=side, order_type=type, tif=tif, post_only=post_only,
@@ -729,7 +732,8 @@ class MarketCommands:
                 client_order_id=client_order_id, fills=fills, expired_makers=expired,
                 status=status, filled_lots=out[3], remaining_lots=out[4])
             if client_order_id:
-                ms.remember_client_id(account, client_order_id, order_id, receipt.position)
+                ms.remember_client_id(account, client_order_id, order_id, receipt.position,
+                                      version)
             return self._order_view(spec, order_id, account, side, row, status, out[3], fills,
                                     client_order_id)
 
@@ -876,15 +880,18 @@ class MarketCommands:
             fills=views, client_order_id=client_order_id, replayed=replayed,
             quote_qty=from_minor(row[7], qdec) if by_budget else None)
 
-    def _replayed_order(self, position: int, row: tuple[int, ...], client_order_id: str
-                        ) -> Order:
-        """The first result of a repeated client_order_id, read back from the journal."""
+    def _replayed_order(self, position: int, version: int, row: tuple[int, ...],
+                        client_order_id: str) -> Order:
+        """The first result of a repeated client_order_id, read back from its batch."""
         pending = self._pending  # inside batch(), the first may not be committed yet
         if pending and pending[0].position <= position:
             found: Any = (rec for rec in pending if rec.position >= position)
-        else:
-            found = self.records(after_position=position - 1)
+        else:  # one batch read and decoded, not the journal up to it
+            stored = next(iter(self._store.read(after_version=version - 1)))
+            found = r.batch_decoder.decode(stored.payload).records
         for rec in found:
+            if rec.position < position:
+                continue
             if isinstance(rec, r.OrderPlaced) and rec.position == position:
                 if placed_row(self._markets, rec) != row:
                     raise e.DuplicateRef(
