@@ -120,6 +120,11 @@ def open_withdrawals(led: solvent.Ledger) -> list[Any]:
     return found
 
 
+def btc_of_lots(lots: int) -> str:
+    """``lots`` of 0.001 BTC as a decimal string (integer arithmetic, no float)."""
+    return f"{lots // 1000}.{lots % 1000:03d}"
+
+
 def order_args(cmd: tuple[Any, ...]) -> dict[str, Any]:
     """``place_order``'s arguments for a ``place`` command."""
     _, account, side, (type_, tif), post_only, stp, qty_lots, price_ticks, budget, cid = cmd
@@ -127,9 +132,9 @@ def order_args(cmd: tuple[Any, ...]) -> dict[str, Any]:
                           "tif": tif, "post_only": post_only, "stp": stp,
                           "client_order_id": cid}
     if type_ == "limit":
-        kw.update(qty=f"{qty_lots / 1000:.3f}", price=str(price_ticks * 1000))
+        kw.update(qty=btc_of_lots(qty_lots), price=str(price_ticks * 1000))
     elif side == "sell":
-        kw.update(qty=f"{qty_lots / 1000:.3f}")
+        kw.update(qty=btc_of_lots(qty_lots))
     else:
         kw.update(quote_qty=str(budget))
     return kw
@@ -185,7 +190,7 @@ class Runner:
         if kind == "amend":
             ids = open_order_ids(led)
             order_id = ids[cmd[1] % len(ids)] if ids else 10**6
-            qty = None if cmd[2] is None else f"{cmd[2] / 1000:.3f}"
+            qty = None if cmd[2] is None else btc_of_lots(cmd[2])
             price = None if cmd[3] is None else str(cmd[3] * 1000)
             return led.amend_order(order_id, qty=qty, price=price)
         if kind == "deposit":

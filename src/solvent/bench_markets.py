@@ -164,7 +164,8 @@ def run_single(led: Ledger, ops: list[tuple[Any, ...]], per_batch: int) -> dict[
                     if op[0] == "limit":
                         _, acct, side, ticks, lots = op
                         o = led.place_order(names[acct], "BTC-KRW", sides[side],
-                                            qty=f"{lots / 1000:.3f}", price=ticks * TICK_KRW)
+                                            qty=f"{lots // 1000}.{lots % 1000:03d}",
+                                            price=ticks * TICK_KRW)
                         ids.append(o.order_id)
                     elif op[0] == "cancel":
                         led.cancel_order(ids[op[1]] if op[1] < len(ids) else 0)
