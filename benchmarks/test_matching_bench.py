@@ -83,6 +83,17 @@ def test_kernel_sizes(benchmark: Any, name: str, resting: int) -> None:
     assert trial.info["outcomes"]["ok"] > 0.9 * w.ops.rows
 
 
+@pytest.mark.parametrize(("name", "resting"), SIZES.sweep)
+def test_kernel_sizes_native_peer(benchmark: Any, name: str, resting: int) -> None:
+    """The C++ peer on the same rows at each size: how a native book's cost grows."""
+    peer = "limit-order-book"
+    if peer not in PEERS:
+        pytest.skip(f"{peer} is not installed (pip install -e '.[peers]'): {MISSING.get(peer)}")
+    benchmark.group = name
+    w = bm.build_workload(resting, SIZES.sweep_ops, seed=13)
+    _time(benchmark, lambda: bm.peer_trial(PEERS[peer], w, w.ops.rows))
+
+
 def test_bytes_per_order() -> None:
     """matching.bytes_per_order (a measurement, not a timing): <= 200 bytes at 1,000,000."""
     res = bm.bytes_per_order("compiled", SIZES.bytes_orders)

@@ -12,6 +12,9 @@ has each peer package found (``benchmarks/peers/``) as a baseline.
 ``matching.kernel_1k`` / ``matching.kernel_100k`` / ``matching.kernel_1m``
     the same mix on a book first filled with 1,000 / 100,000 / 1,000,000
     resting orders (filling is not timed); the mix keeps the book near that size.
+    Full runs also measure the native peer ``limit-order-book`` (C++) on the same
+    rows at each size (``params.native_peer``): its rate over its own 1k rate shows
+    how a native book's cost grows with the book on this machine.
 ``matching.bytes_per_order``
     bytes of memory per resting order at 1,000,000 resting orders: the growth of
     ``tracemalloc``'s traced memory from before the book is made to after it holds
@@ -82,6 +85,7 @@ class MatchSizes:
     peer_ops: int
     rows_per_call: int
     repeats: int
+    sweep_peer: str  # the native peer also measured at each sweep size ("" = none)
 
 
 FULL: Final = MatchSizes(
@@ -90,6 +94,7 @@ FULL: Final = MatchSizes(
            ("matching.kernel_1m", 1_000_000)),
     sweep_ops=500_000, twin_sweep_max=1_000_000, bytes_orders=1_000_000,
     twin_bytes_orders=1_000_000, peer_ops=200_000, rows_per_call=10_000, repeats=3,
+    sweep_peer="limit-order-book",
 )
 QUICK: Final = MatchSizes(
     kernel_resting=1_000, kernel_ops=100_000,
@@ -97,6 +102,7 @@ QUICK: Final = MatchSizes(
            ("matching.kernel_1m", 1_000_000)),
     sweep_ops=50_000, twin_sweep_max=1_000, bytes_orders=1_000_000,
     twin_bytes_orders=20_000, peer_ops=10_000, rows_per_call=10_000, repeats=1,
+    sweep_peer="",
 )
 
 
@@ -583,8 +589,33 @@ def bench_size(
     }
     if twin is None:
         p["twin"] = f"not measured at this size in this mode (up to {s.twin_sweep_max:,})"
-    return {"unit": "ops/s", "value": _r(value),
-            "baselines": {BASELINE: _r(twin) if twin else float("nan")}, "params": p}
+    baselines: dict[str, float] = {BASELINE: _r(twin) if twin else float("nan")}
+    peer = sweep_peer(s, w, rates_1k)
+    if peer is not None:
+        baselines[s.sweep_peer] = peer["value"]
+        p["native_peer"] = peer
+    return {"unit": "ops/s", "value": _r(value), "baselines": baselines, "params": p}
+
+
+def sweep_peer(s: MatchSizes, w: Workload, rates_1k: dict[str, float]) -> dict[str, Any] | None:
+    """The native peer (``s.sweep_peer``) on the same rows at this book size, and its
+    rate over its own 1k rate: how a C++ book's cost grows with the book, for comparison
+    (its runs go through one Python call per row, as in ``matching.kernel``)."""
+    if not s.sweep_peer:
+        return None
+    found, _missing = load_peers()
+    factory = found.get(s.sweep_peer)
+    if factory is None:
+        return None
+    runs = [time_trial(partial(peer_trial, factory, w, s.peer_ops))[0]
+            for _ in range(min(2, s.repeats))]
+    value = max(runs)
+    if w.resting == 1_000:
+        rates_1k["peer"] = value
+    base = rates_1k.get("peer")
+    return {"value": _r(value), "runs": [_r(x) for x in runs],
+            "rows": min(s.peer_ops, len(w.peer_ops)),
+            "over_its_1k": round(value / base, 2) if base else None}
 
 
 def _rss_bytes() -> int:
@@ -740,4 +771,5 @@ __all__ = [
     "peer_trial",
     "prefill_columns",
     "single_call_trial",
+    "sweep_peer",
 ]
