@@ -99,3 +99,19 @@ def test_bytes_per_order() -> None:
     res = bm.bytes_per_order("compiled", SIZES.bytes_orders)
     print(f"\nmatching.bytes_per_order: {res}")
     assert res["bytes_per_order"] <= bm.BYTES_TARGET_MAX
+
+
+def test_recent_pick_variant_cancels_recent_orders() -> None:
+    """The diagnostic variant of ``cost_parts``: cancels and amends name recent orders
+    (placed during the mix), where the standard mix names any resting order."""
+    def recent_share(w: bm.Workload) -> float:
+        ids = [oid for op, oid in zip(w.ops.op, w.ops.order_id, strict=True)
+               if op in (bm.c.OP_CANCEL, bm.c.OP_AMEND)]
+        return sum(oid > w.resting for oid in ids) / len(ids)
+
+    standard = bm.build_workload(20_000, 5_000, seed=5)
+    recent = bm.build_workload(20_000, 5_000, seed=5, recent=200, levels=20)
+    assert recent_share(standard) < 0.5 < 0.9 < recent_share(recent)
+    # the prefill proper (before the warm-up rows): 20 levels per side, or n/50
+    assert len(set(recent.prefill.price[:20_000])) == 2 * 20
+    assert len(set(standard.prefill.price[:20_000])) == 2 * 400

@@ -14,7 +14,10 @@ has each peer package found (``benchmarks/peers/``) as a baseline.
     resting orders (filling is not timed); the mix keeps the book near that size.
     Full runs also measure the native peer ``limit-order-book`` (C++) on the same
     rows at each size (``params.native_peer``): its rate over its own 1k rate shows
-    how a native book's cost grows with the book on this machine.
+    how a native book's cost grows with the book on this machine. At 1M, full
+    runs also break the extra cost down (``params.cost_parts``, diagnostics): the
+    same mix with cancels and amends picking among the ~2,000 most recent resting
+    orders, then also with the prefill on 20 levels per side as at 1k.
 ``matching.bytes_per_order``
     bytes of memory per resting order at 1,000,000 resting orders: the growth of
     ``tracemalloc``'s traced memory from before the book is made to after it holds
@@ -86,6 +89,7 @@ class MatchSizes:
     rows_per_call: int
     repeats: int
     sweep_peer: str  # the native peer also measured at each sweep size ("" = none)
+    sweep_parts: bool  # at 1M, also the mix with recent-only cancels (what the 1M cost is)
 
 
 FULL: Final = MatchSizes(
@@ -94,7 +98,7 @@ FULL: Final = MatchSizes(
            ("matching.kernel_1m", 1_000_000)),
     sweep_ops=500_000, twin_sweep_max=1_000_000, bytes_orders=1_000_000,
     twin_bytes_orders=1_000_000, peer_ops=200_000, rows_per_call=10_000, repeats=3,
-    sweep_peer="limit-order-book",
+    sweep_peer="limit-order-book", sweep_parts=True,
 )
 QUICK: Final = MatchSizes(
     kernel_resting=1_000, kernel_ops=100_000,
@@ -102,7 +106,7 @@ QUICK: Final = MatchSizes(
            ("matching.kernel_1m", 1_000_000)),
     sweep_ops=50_000, twin_sweep_max=1_000, bytes_orders=1_000_000,
     twin_bytes_orders=20_000, peer_ops=10_000, rows_per_call=10_000, repeats=1,
-    sweep_peer="",
+    sweep_peer="", sweep_parts=False,
 )
 
 
@@ -166,9 +170,14 @@ def prefill_columns(n: int, levels: int, first_id: int = 1) -> Columns:
 
 
 class MixGenerator:
-    """Generates the standard mix against a shadow compiled book (see the module doc)."""
+    """Generates the standard mix against a shadow compiled book (see the module doc).
+    Diagnostic variants (not the standard mix): ``recent`` > 0 makes cancels and amends
+    pick among the last ``recent`` entries of the live list (about the most recently
+    rested orders) instead of any resting order; ``levels`` fixes the prefill's levels
+    per side."""
 
-    def __init__(self, resting: int, seed: int) -> None:
+    def __init__(self, resting: int, seed: int, recent: int = 0,
+                 levels: int | None = None) -> None:
         self.rnd = random.Random(seed)
         self.target = resting
         self.max_orders = min(c.MAX_ORDERS_LIMIT, max(1 << 16, 2 * resting))
@@ -176,7 +185,8 @@ class MixGenerator:
         self.live: list[int] = []
         self.pos: dict[int, int] = {}
         self.next_id = 0
-        self.levels = max(20, resting // 50)
+        self.levels = levels if levels is not None else max(20, resting // 50)
+        self.recent = recent
         self.scale = 1.0
         self.mix: dict[str, int] = {}
         self.seen: list[int] = []
@@ -195,8 +205,10 @@ class MixGenerator:
             self.pos[last] = k
 
     def _pick(self) -> int:
-        oid = self.live[self.rnd.randrange(len(self.live))]
-        return oid
+        k = len(self.live)
+        if self.recent:
+            return self.live[k - 1 - self.rnd.randrange(min(k, self.recent))]
+        return self.live[self.rnd.randrange(k)]
 
     def _count(self, what: str) -> None:
         self.mix[what] = self.mix.get(what, 0) + 1
@@ -311,15 +323,17 @@ class MixGenerator:
         self.scale = min(50.0, max(0.05, self.scale * (1.0 + 0.5 * (ratio - 1.0))))
 
 
-_workloads: dict[tuple[int, int, int], Workload] = {}
+_workloads: dict[tuple[int, int, int, int, int | None], Workload] = {}
 
 
-def build_workload(resting: int, ops: int, seed: int = 11) -> Workload:
-    """The prefill and ``ops`` rows of the mix for a book of ``resting`` orders (cached)."""
-    key = (resting, ops, seed)
+def build_workload(resting: int, ops: int, seed: int = 11, recent: int = 0,
+                   levels: int | None = None) -> Workload:
+    """The prefill and ``ops`` rows of the mix for a book of ``resting`` orders (cached);
+    ``recent`` and ``levels``: the diagnostic variants of :class:`MixGenerator`."""
+    key = (resting, ops, seed, recent, levels)
     if key in _workloads:
         return _workloads[key]
-    gen = MixGenerator(resting, seed)
+    gen = MixGenerator(resting, seed, recent, levels)
     prefill, peer_prefill = gen.prefill()
     # warm up: let the book settle into the mix before the measured stream
     warm_cols = Columns.empty()
@@ -594,7 +608,27 @@ def bench_size(
     if peer is not None:
         baselines[s.sweep_peer] = peer["value"]
         p["native_peer"] = peer
+    if s.sweep_parts and resting == 1_000_000 and rates_1k:
+        p["cost_parts"] = cost_parts(s, resting, rates_1k["value"])
     return {"unit": "ops/s", "value": _r(value), "baselines": baselines, "params": p}
+
+
+RECENT_PICK: Final = 2_000
+
+
+def cost_parts(s: MatchSizes, resting: int, rate_1k: float) -> dict[str, Any]:
+    """What the big book's extra cost per operation is made of: the same mix with the
+    cancels and amends picking among the ~2,000 most recent resting orders (so they stop
+    touching random memory across the whole book), then also with the prefill on 20
+    levels per side (as at 1k) instead of n/50. Diagnostics, not targets."""
+    out: dict[str, Any] = {"recent_pick": RECENT_PICK}
+    for name, levels in (("recent_cancels", None), ("recent_cancels_20_levels", 20)):
+        w = build_workload(resting, s.sweep_ops, seed=13, recent=RECENT_PICK, levels=levels)
+        rates, _info = measure_cores(w, s.rows_per_call, min(2, s.repeats), ("compiled",))
+        value = max(rates["compiled"])
+        out[name] = {"value": _r(value), "over_kernel_1k": round(value / rate_1k, 2),
+                     "runs": [_r(x) for x in rates["compiled"]]}
+    return out
 
 
 def sweep_peer(s: MatchSizes, w: Workload, rates_1k: dict[str, float]) -> dict[str, Any] | None:
@@ -765,6 +799,7 @@ __all__ = [
     "Workload",
     "build_workload",
     "bytes_per_order",
+    "cost_parts",
     "kernel_trial",
     "load_peers",
     "matching_benchmarks",
