@@ -14,7 +14,7 @@ $(PY):
 
 # Reinstall (and recompile the core) when the build inputs change.
 $(STAMP): $(PY) pyproject.toml setup.py $(wildcard ext/*.pyx) $(wildcard ext/solvent/*.pxd)
-	$(PY) -m pip install --quiet "setuptools>=68" wheel "Cython>=3.0"
+	$(PY) -m pip install --quiet "setuptools>=77" wheel "Cython>=3.0"
 	$(PY) -m pip install --quiet --no-build-isolation -e '.[test]'
 	touch $(STAMP)
 
