@@ -1140,6 +1140,90 @@ def test_submit_orders_spans_markets_in_order(
     led.verify()
 
 
+def _eth_market(led: solvent.Ledger, clock: Clock) -> None:
+    led.register_asset("ETH", 18)
+    led.open_wallet("eth-cold", asset="ETH")
+    led.attest("eth-cold", "0", as_of=datetime.fromtimestamp(clock.now_ns / 1e9, UTC),
+               source="test")
+    led.list_market("ETH-KRW", base="ETH", quote="KRW", tick_size="1000", lot_size="0.01")
+
+
+def _ref_batch(led: solvent.Ledger) -> list[Any]:
+    """Rows over two markets and back (three records), with rows refused before and
+    between them."""
+    m = led.market_id(MARKET)
+    return [
+        (ec.OP_LIMIT, m + 7, 0, 0, mc.BUY, 1, 1, 0, 0),  # no such market: before any run
+        led.order_row("c000", MARKET, "buy", qty="0.1", price="97000000"),
+        led.order_row("c000", "ETH-KRW", "buy", qty="1", price="4000000"),
+        "not a row",
+        led.order_row("c001", MARKET, "sell", qty="0.05", price="97000000"),
+        (ec.OP_LIMIT, m, 0, 0, mc.BUY, 1, 1, 0, 1.5),  # a float: refused by the engine
+    ]
+
+
+def test_submit_orders_ref_returns_the_first_outcomes(
+    led: solvent.Ledger, ex: Any, clock: Clock
+) -> None:
+    _eth_market(led, clock)
+    led.register_actor("desk-2", "operator")
+    batch = _ref_batch(led)
+    first = led.submit_orders(batch, ref="bulk-1")
+    assert first.codes() == ["unknown_market", "ok", "ok", "invalid_argument", "ok",
+                             "invalid_argument"] and not first.replayed
+    position, view = led.position, market_view(led)
+    again = led.submit_orders(list(batch), ref="bulk-1")
+    assert again.replayed and list(again) == list(first)
+    assert (led.position, market_view(led)) == (position, view)  # nothing ran twice
+    changed = list(batch)
+    changed[4] = led.order_row("c001", MARKET, "sell", qty="0.06", price="97000000")
+    for other in (changed, batch[:-1], [*batch, batch[1]], [batch[1], *batch[1:]]):
+        refused(led, solvent.DuplicateRef, "duplicate_ref",
+                lambda o=other: led.submit_orders(o, ref="bulk-1"))
+    refused(led, solvent.DuplicateRef, "duplicate_ref",
+            lambda: led.submit_orders(batch, ref="bulk-1", actor="desk-2"))
+    refused(led, solvent.InvalidId, "invalid_id",
+            lambda: led.submit_orders(batch, ref="bad ref"))
+    assert (led.position, market_view(led)) == (position, view)
+    fresh = led.submit_orders(batch, ref="bulk-2")  # another ref runs the rows again
+    assert not fresh.replayed and fresh.codes()[1] == "ok"
+    assert fresh.order_ids()[1] != first.order_ids()[1]
+    check(led)
+    led.verify()
+
+
+def test_submit_orders_ref_with_no_row_run_keeps_nothing(led: solvent.Ledger, ex: Any) -> None:
+    m = led.market_id(MARKET)
+    batch: list[Any] = [(ec.OP_LIMIT, m + 7, 0, 0, mc.BUY, 1, 1, 0, 0), "not a row"]
+    position = led.position
+    for _ in range(2):  # nothing journaled, so the repeat runs again: the same refusals
+        out = led.submit_orders(batch, ref="empty-1")
+        assert out.codes() == ["unknown_market", "invalid_argument"] and not out.replayed
+    assert led.position == position
+
+
+def test_submit_orders_ref_inside_a_batch_and_after_reopening(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    clock = Clock()
+    led = solvent.Ledger.open(url, clock=clock)
+    market_exchange(led, clock)
+    _eth_market(led, clock)
+    batch = _ref_batch(led)
+    with led.batch():
+        first = led.submit_orders(batch, ref="keep-1")
+        assert led.submit_orders(batch, ref="keep-1").replayed  # read from pending records
+    buy(led, "c002", "0.1", "96000000")  # a later batch
+    led.close()
+    copy = f"sqlite:///{tmp_path / 'copy.db'}"
+    rewrite_journal(url, copy, lambda rec: rec)  # the journal alone, no snapshot
+    for where in (url, copy):  # from close()'s snapshot, then by replaying the journal
+        with solvent.Ledger.open(where, clock=clock) as again:
+            retry = again.submit_orders(batch, ref="keep-1")
+            assert retry.replayed and list(retry) == list(first)
+            with pytest.raises(solvent.DuplicateRef):
+                again.submit_orders(batch[:-1], ref="keep-1")
+
+
 # -- replay ---------------------------------------------------------------------------------------
 
 
@@ -1168,7 +1252,7 @@ def mixed_session(led: solvent.Ledger) -> None:
     led.cancel_order(ids[4])
     led.resume_market(MARKET)
     with led.batch():
-        led.submit_orders([
+        led.submit_orders(ref="mixed-1", batch=[
             led.order_row("c002", MARKET, "buy", qty="0.4", price="96000000",
                           stp="expire_both"),
             led.order_row("c000", MARKET, "sell", qty="0.4", price="96000000", stp="none"),
@@ -1353,6 +1437,12 @@ def _bulk_row(rec: Any) -> Any:  # a bigger order than the one that ran
     return rec
 
 
+def _bulk_index(rec: Any) -> Any:  # a record placed outside the call it names
+    if isinstance(rec, r.OrdersSubmitted):
+        return msgspec.structs.replace(rec, batch_index=rec.batch_rows)
+    return rec
+
+
 def _bulk_live(rec: Any) -> Any:  # claims an asset was halted when it was not
     if isinstance(rec, r.OrdersSubmitted):
         return msgspec.structs.replace(rec, live_code=ec.ASSET_HALTED)
@@ -1360,7 +1450,8 @@ def _bulk_live(rec: Any) -> Any:  # claims an asset was halted when it was not
 
 
 @pytest.mark.parametrize("edit", [_more_qty, _less_fee, _small_hold, _unbacked_resting_bid,
-                                  _status, _bulk_fee, _bulk_result, _bulk_row, _bulk_live])
+                                  _status, _bulk_fee, _bulk_result, _bulk_row, _bulk_index,
+                                  _bulk_live])
 def test_a_forged_order_record_does_not_replay(tmp_path: Any, edit: Any) -> None:
     url = f"sqlite:///{tmp_path / 'a.db'}"
     clock = Clock()
@@ -1380,6 +1471,52 @@ def test_a_forged_order_record_does_not_replay(tmp_path: Any, edit: Any) -> None
     with solvent.Ledger.open(copy) as ledger:
         ledger.verify()
         assert observe(ledger) == seen
+
+
+def test_a_forged_reuse_of_a_submit_orders_ref_does_not_replay(tmp_path: Any) -> None:
+    """A ref names one call: a later record claiming an earlier call's ref is forged."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    clock = Clock()
+    led = solvent.Ledger.open(url, clock=clock)
+    market_exchange(led, clock)
+    led.submit_orders([led.order_row("c000", MARKET, "buy", qty="0.1", price="97000000")],
+                      ref="r-1")
+    buy(led, "c001", "0.1", "96000000")
+    led.submit_orders([led.order_row("c002", MARKET, "buy", qty="0.1", price="95000000")],
+                      ref="r-2")
+    target = last_record(led)
+    led.close()
+    forged = f"sqlite:///{tmp_path / 'forged.db'}"
+    rewrite_journal(url, forged, lambda rec: msgspec.structs.replace(
+        rec, ref="r-1") if rec == target else rec)
+    with pytest.raises(solvent.TamperDetected) as info:
+        solvent.Ledger.open(forged)
+    assert info.value.position == target.position
+
+
+def test_a_bulk_record_written_before_call_fields_still_replays(tmp_path: Any) -> None:
+    """``batch_rows`` / ``batch_index`` came later: a record without them decodes to 0/0
+    and replays (without a ref there is nothing to check them against)."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    clock = Clock()
+    led = solvent.Ledger.open(url, clock=clock)
+    market_exchange(led, clock)
+    led.submit_orders([led.order_row("c000", MARKET, "buy", qty="0.1", price="97000000")])
+    rec = last_record(led)
+    view = market_view(led)
+    led.close()
+    old_bytes = msgspec.msgpack.encode(msgspec.msgpack.decode(r.encoder.encode(rec))[:-2])
+    old = msgspec.msgpack.decode(old_bytes, type=r.OrdersSubmitted)
+    assert (old.batch_rows, old.batch_index) == (0, 0)
+    assert msgspec.structs.replace(old, batch_rows=1) == rec
+    legacy = f"sqlite:///{tmp_path / 'legacy.db'}"
+    rewrite_journal(url, legacy, lambda x: old if x == rec else x)
+    with solvent.Ledger.open(legacy) as again:
+        again.verify()
+        assert last_record(again) == old
+        now = market_view(again)
+        assert now.pop("head") != view.pop("head")  # the record's bytes changed
+        assert now == view  # balances, books and open orders as before
 
 
 def test_a_forged_order_id_out_of_sequence_does_not_replay(tmp_path: Any) -> None:

@@ -31,6 +31,7 @@ from solvent.amounts import AmountLike, check_id, check_text, from_minor, to_min
 from solvent.core import codes as cc
 from solvent.engine import codes as ec
 from solvent.engine import engine_class
+from solvent.engine.twin import engine_row
 from solvent.matching import book_class
 from solvent.matching import codes as mc
 from solvent.receipts import Receipt
@@ -149,6 +150,8 @@ class BulkOutcomes(Sequence[BulkOutcome]):
 
     def __init__(self) -> None:
         self._rows: array[int] = array("q")
+        #: True when a repeated ``ref`` returned the first call's outcomes
+        self.replayed = False
 
     def _extend(self, results: bytes) -> None:
         self._rows.extend(column_from_bytes(results))
@@ -219,6 +222,8 @@ class MarketState:
         # (account, client order id) -> (order id, position, batch version of the record)
         self.client_ids: dict[tuple[str, str], tuple[int, int, int]] = {}
         self._client_fifo: dict[str, deque[str]] = {}  # account -> its ids, oldest first
+        # submit_orders ref -> its records: [(position, batch version, batch index), ...]
+        self.order_refs: dict[str, list[tuple[int, int, int]]] = {}
 
     def remember_client_id(self, account: str, client_order_id: str, order_id: int,
                            position: int, version: int) -> None:
@@ -230,6 +235,18 @@ class MarketState:
             del self.client_ids[(account, fifo.popleft())]
         fifo.append(client_order_id)
         self.client_ids[(account, client_order_id)] = (order_id, position, version)
+
+    def remember_order_ref(self, rec: r.OrdersSubmitted, version: int) -> None:
+        """Index a ``submit_orders`` record by its call's ``ref`` (a repeated ref
+        returns the call's outcomes). The records of one call follow one another."""
+        found = self.order_refs.get(rec.ref)
+        at = (rec.position, version, rec.batch_index)
+        if found is None:
+            self.order_refs[rec.ref] = [at]
+            return
+        if found[-1][0] != rec.position - 1 or found[-1][2] >= rec.batch_index:
+            raise _fail(rec, f"reuses the ref {rec.ref!r} of the call at position {found[0][0]}")
+        found.append(at)
 
     @property
     def books(self) -> dict[str, Any]:
@@ -430,6 +447,13 @@ class MarketState:
             raise _fail(rec, f"does not replay: {exc}") from exc
         if outs != rec.results or evs != rec.events:
             raise _fail(rec, "replays to other results or events than journaled")
+        rows = len(rec.rows) // (8 * ec.IN_FIELDS)
+        legacy = rec.batch_rows == rec.batch_index == 0 and not rec.ref  # written before them
+        if not legacy and not 0 <= rec.batch_index <= rec.batch_rows - rows:
+            raise _fail(rec, f"places rows {rec.batch_index}..{rec.batch_index + rows - 1} in "
+                             f"a call of {rec.batch_rows}")
+        if rec.ref:
+            self.remember_order_ref(rec, self.state.version + 1)
 
     # -- snapshots ---------------------------------------------------------------------
 
@@ -441,6 +465,7 @@ class MarketState:
             "halted": sorted(self.halted.items()),
             "next_order_id": self.next_order_id,
             "client_ids": [[a, c, o, pos, v] for (a, c), (o, pos, v) in self.client_ids.items()],
+            "order_refs": [[ref, [list(x) for x in at]] for ref, at in self.order_refs.items()],
         }
 
     def load(self, data: dict[str, Any]) -> None:
@@ -459,6 +484,8 @@ class MarketState:
         self.next_order_id = data["next_order_id"]
         for account, client, order_id, pos, version in data["client_ids"]:  # oldest first
             self.remember_client_id(account, client, order_id, pos, version)
+        for ref, at in data.get("order_refs", ()):  # absent from older snapshots: no refs
+            self.order_refs[ref] = [(pos, version, index) for pos, version, index in at]
 
 
 def placed_row(ms: MarketState, rec: r.OrderPlaced) -> tuple[int, ...]:
@@ -996,8 +1023,8 @@ class MarketCommands:
 
     # -- the bulk path ------------------------------------------------------------------
 
-    def submit_orders(self, batch: Sequence[tuple[int, ...]], *, actor: str | None = None
-                      ) -> BulkOutcomes:
+    def submit_orders(self, batch: Sequence[tuple[int, ...]], *, actor: str | None = None,
+                      ref: str = "") -> BulkOutcomes:
         """Run many order commands, given as int rows (:mod:`solvent.engine.codes`;
         build them with :meth:`order_row`, :meth:`cancel_row`, :meth:`amend_row`,
         or directly with :meth:`market_id` and :meth:`account_id`), in order, in
@@ -1007,7 +1034,13 @@ class MarketCommands:
         single-order command would raise (``"unknown_market"`` for a row naming
         no listed market). An operator or system actor may act for any account;
         a customer only for its own (others' rows: ``permission_denied``).
-        At most ``MAX_SUBMIT_BATCH`` rows."""
+        At most ``MAX_SUBMIT_BATCH`` rows.
+
+        ``ref`` (optional) makes the call idempotent: a later call with the same
+        ``ref`` and the same rows, by the same actor, runs nothing and returns the
+        first call's outcomes (``replayed`` set); other rows or another actor raise
+        :class:`~solvent.errors.DuplicateRef`. (A call whose rows were all refused
+        before reaching a market journals nothing and keeps no ref.)"""
         if not isinstance(batch, (list, tuple)) or len(batch) > MAX_SUBMIT_BATCH:
             raise e.LimitExceeded(f"submit_orders takes a list of at most {MAX_SUBMIT_BATCH:,} "
                                   "rows", limit=MAX_SUBMIT_BATCH)
@@ -1019,6 +1052,11 @@ class MarketCommands:
                 who = self._authorize(actor, "place_order", debit_account=who)
                 owner = self._state.account_index[who]
             ms = self._markets
+            if ref:
+                check_id(ref, "ref")
+                prior = ms.order_refs.get(ref)
+                if prior is not None:
+                    return self._replayed_submit(prior, batch, who, ref)
             results = BulkOutcomes()
             live: dict[str, tuple[int, e.Rejected | None]] = {}
             i, n = 0, len(batch)
@@ -1042,9 +1080,66 @@ class MarketCommands:
                 except BaseException:
                     self._abort(mark)
                     raise
-                self._journal(r.OrdersSubmitted, who, "", market=market, first_order_id=first,
-                              live_code=live[market][0], owner=owner, rows=ins,
-                              results=outs, events=evs)
+                version = self._state.version + 1  # the batch the record goes into
+                receipt = self._journal(
+                    r.OrdersSubmitted, who, ref, market=market, first_order_id=first,
+                    live_code=live[market][0], owner=owner, rows=ins, results=outs,
+                    events=evs, batch_rows=n, batch_index=i)
+                if ref:
+                    ms.order_refs.setdefault(ref, []).append((receipt.position, version, i))
                 results._extend(outs)
                 i += consumed
             return results
+
+    def _replayed_submit(self, at: list[tuple[int, int, int]], batch: Sequence[object],
+                         who: str, ref: str) -> BulkOutcomes:
+        """The outcomes of the ``submit_orders`` call that first used ``ref``, read back
+        from its records, after checking that ``batch`` holds the same rows."""
+        recs = [self._record_at(pos, version) for pos, version, _index in at]
+        first = recs[0]
+        if first.actor != who:
+            raise e.DuplicateRef(f"ref {ref!r} was used by another actor", ref=ref)
+        if first.batch_rows != len(batch):
+            raise e.DuplicateRef(f"ref {ref!r} was used for a call of {first.batch_rows} rows, "
+                                 f"not {len(batch)}", ref=ref)
+        results = BulkOutcomes()
+        i = 0
+        for rec in [*recs, None]:
+            end = rec.batch_index if rec is not None else len(batch)
+            while i < end:  # rows refused before reaching a market
+                item = batch[i]
+                mid = item[1] if (type(item) is tuple or type(item) is list) and len(
+                    item) == ec.IN_FIELDS else None
+                if type(mid) is int and 0 <= mid < len(self._markets.names):
+                    raise e.DuplicateRef(f"ref {ref!r}: row {i} did not run in the first call",
+                                         ref=ref)
+                results._refuse(_UNKNOWN_MARKET if type(mid) is int else ec.INVALID_ARGUMENT)
+                i += 1
+            if rec is None:
+                break
+            market = self._markets.specs[rec.market].market_id
+            k = len(rec.rows) // (8 * ec.IN_FIELDS)
+            rows = array("q")
+            for item in batch[i:i + k]:
+                rows.extend(engine_row(item, market))
+            if r.column_bytes(rows) != rec.rows:
+                raise e.DuplicateRef(f"ref {ref!r} was used for other rows (rows {i}.."
+                                     f"{i + k - 1} differ)", ref=ref)
+            results._extend(rec.results)
+            i += k
+        results.replayed = True
+        return results
+
+    def _record_at(self, position: int, version: int) -> r.OrdersSubmitted:
+        """The ``OrdersSubmitted`` record at ``position``, in store batch ``version``
+        (or still pending inside ``batch()``)."""
+        pending = self._pending
+        if pending and pending[0].position <= position:
+            found: Any = pending
+        else:  # one batch read and decoded, not the journal up to it
+            stored = next(iter(self._store.read(after_version=version - 1)))
+            found = r.batch_decoder.decode(stored.payload).records
+        for rec in found:
+            if rec.position == position and isinstance(rec, r.OrdersSubmitted):
+                return rec
+        raise AssertionError(f"a submit_orders ref points at position {position}, not found")

@@ -428,7 +428,11 @@ class OrdersSubmitted(Record, tag="orders_submitted", frozen=True, kw_only=True)
     numbered from ``first_order_id``; ``live_code`` (0, or the code refusing new
     orders because an asset was halted or unreconciled) and ``owner`` (-1, or the
     only account number the actor could act for) were the conditions of the call.
-    Replaying ``rows`` must reproduce ``results`` and ``events`` byte for byte."""
+    Replaying ``rows`` must reproduce ``results`` and ``events`` byte for byte.
+    ``batch_rows`` is the number of rows the call was given and ``batch_index`` the
+    index of this record's first row among them (both 0 in journals written before
+    they existed); a call's records share its ``ref`` (empty, or the idempotency key
+    the caller gave)."""
 
     market: str
     first_order_id: int
@@ -437,6 +441,8 @@ class OrdersSubmitted(Record, tag="orders_submitted", frozen=True, kw_only=True)
     rows: bytes
     results: bytes
     events: bytes
+    batch_rows: int = 0
+    batch_index: int = 0
 
 
 class MarketHalted(Record, tag="market_halted", frozen=True, kw_only=True):

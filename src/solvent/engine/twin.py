@@ -63,6 +63,17 @@ def fee_of(notional_minor: int, ppm: int) -> int:
     return notional_minor * ppm // c.PPM
 
 
+def engine_row(item: object, market: int) -> tuple[int, ...]:
+    """The row ``submit`` runs and journals for ``item`` of ``market``'s run: its ints,
+    or the invalid row (op -1) when it is not a tuple/list of IN_FIELDS int64 ints."""
+    row = _row_of(item, market)
+    return _invalid_row(market) if row is None else row
+
+
+def _invalid_row(market: int) -> tuple[int, ...]:
+    return (-1, market, 0, 0, 0, 0, 0, 0, 0)
+
+
 def _row_of(item: object, market: int) -> tuple[int, ...] | None:
     """The row's ints, or None when it is not a tuple/list of IN_FIELDS int64 ints."""
     if type(item) is not tuple and type(item) is not list:
@@ -165,7 +176,7 @@ class MarketEngine:
                 if (type(item) is tuple or type(item) is list) and len(item) == c.IN_FIELDS \
                         and type(item[1]) is int and item[1] != self.market:
                     break
-                row = (-1, self.market, 0, 0, 0, 0, 0, 0, 0)
+                row = _invalid_row(self.market)
             elif row[1] != self.market:
                 break
             ins.extend(row)
