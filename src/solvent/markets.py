@@ -202,6 +202,14 @@ def _fail(rec: r.Record, why: str) -> e.TamperDetected:
         f"position {rec.position}: {type(rec).__name__} {why}", position=rec.position)
 
 
+def _market_number(item: object) -> object:
+    """A bulk row's market number (any object), or None when the row has not the
+    shape of a row."""
+    if (type(item) is tuple or type(item) is list) and len(item) == ec.IN_FIELDS:
+        return item[1]
+    return None
+
+
 def _check_order_id(order_id: object) -> None:
     if isinstance(order_id, bool) or not isinstance(order_id, int):
         raise e.InvalidArgument(f"order_id must be an int, got {type(order_id).__name__}")
@@ -1062,8 +1070,7 @@ class MarketCommands:
             i, n = 0, len(batch)
             while i < n:
                 item = batch[i]
-                mid = item[1] if (type(item) is tuple or type(item) is list) and len(
-                    item) == ec.IN_FIELDS else None
+                mid = _market_number(item)
                 if type(mid) is not int or not 0 <= mid < len(ms.names):
                     # no run to join: refused here, nothing to journal
                     results._refuse(_UNKNOWN_MARKET if type(mid) is int else ec.INVALID_ARGUMENT)
@@ -1108,8 +1115,7 @@ class MarketCommands:
             end = rec.batch_index if rec is not None else len(batch)
             while i < end:  # rows refused before reaching a market
                 item = batch[i]
-                mid = item[1] if (type(item) is tuple or type(item) is list) and len(
-                    item) == ec.IN_FIELDS else None
+                mid = _market_number(item)
                 if type(mid) is int and 0 <= mid < len(self._markets.names):
                     raise e.DuplicateRef(f"ref {ref!r}: row {i} did not run in the first call",
                                          ref=ref)
