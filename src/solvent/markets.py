@@ -918,13 +918,7 @@ class MarketCommands:
     def _replayed_order(self, position: int, version: int, row: tuple[int, ...],
                         client_order_id: str) -> Order:
         """The first result of a repeated client_order_id, read back from its batch."""
-        pending = self._pending  # inside batch(), the first may not be committed yet
-        if pending and pending[0].position <= position:
-            found: Any = (rec for rec in pending if rec.position >= position)
-        else:  # one batch read and decoded, not the journal up to it
-            stored = next(iter(self._store.read(after_version=version - 1)))
-            found = r.batch_decoder.decode(stored.payload).records
-        for rec in found:
+        for rec in self._batch_holding(position, version):
             if rec.position < position:
                 continue
             if isinstance(rec, r.OrderPlaced) and rec.position == position:
@@ -939,16 +933,19 @@ class MarketCommands:
             break
         raise AssertionError(f"client order id points at position {position}, not found")
 
+    def _resting(self, order_id: int, actor: str | None) -> tuple[OpenOrder, str]:
+        """The resting order ``order_id`` and the actor allowed to change it."""
+        _check_order_id(order_id)
+        order = self._markets.order(order_id)
+        if order is None:
+            raise e.UnknownOrder(f"no resting order {order_id}", order_id=order_id)
+        return order, self._authorize(actor, "place_order", debit_account=order.account)
+
     def cancel_order(self, order_id: int, *, actor: str | None = None) -> Receipt:
         """Take a resting order off its book and release what it holds."""
         with self._lock:
-            _check_order_id(order_id)
-            ms = self._markets
-            order = ms.order(order_id)
-            if order is None:
-                raise e.UnknownOrder(f"no resting order {order_id}", order_id=order_id)
-            who = self._authorize(actor, "place_order", debit_account=order.account)
-            spec = ms.specs[order.market]
+            order, who = self._resting(order_id, actor)
+            spec = self._markets.specs[order.market]
             out = self._run_one(order.market, (ec.OP_CANCEL, spec.market_id, order_id, 0, 0, 0,
                                                0, 0, 0), ec.OK)
             assert out[0] == ec.OK, ec.CODE_NAMES[out[0]]
@@ -964,12 +961,8 @@ class MarketCommands:
         keeps its queue priority; a price change re-queues; an amend never trades
         (a price that would cross is refused)."""
         with self._lock:
-            _check_order_id(order_id)
+            order, who = self._resting(order_id, actor)
             ms = self._markets
-            order = ms.order(order_id)
-            if order is None:
-                raise e.UnknownOrder(f"no resting order {order_id}", order_id=order_id)
-            who = self._authorize(actor, "place_order", debit_account=order.account)
             if qty is None and price is None:
                 raise e.InvalidArgument("amend needs qty or price")
             spec = ms.specs[order.market]
@@ -1139,13 +1132,18 @@ class MarketCommands:
     def _record_at(self, position: int, version: int) -> r.OrdersSubmitted:
         """The ``OrdersSubmitted`` record at ``position``, in store batch ``version``
         (or still pending inside ``batch()``)."""
-        pending = self._pending
-        if pending and pending[0].position <= position:
-            found: Any = pending
-        else:  # one batch read and decoded, not the journal up to it
-            stored = next(iter(self._store.read(after_version=version - 1)))
-            found = r.batch_decoder.decode(stored.payload).records
-        for rec in found:
+        for rec in self._batch_holding(position, version):
             if rec.position == position and isinstance(rec, r.OrdersSubmitted):
                 return rec
         raise AssertionError(f"a submit_orders ref points at position {position}, not found")
+
+    def _batch_holding(self, position: int, version: int) -> Sequence[r.Record]:
+        """The records of store batch ``version``, which holds ``position``: the pending
+        ones inside ``batch()`` when it is not committed yet, else that one batch read
+        back and decoded (not the journal up to it)."""
+        pending = self._pending
+        if pending and pending[0].position <= position:
+            return pending
+        stored = next(iter(self._store.read(after_version=version - 1)))
+        records: Sequence[r.Record] = r.batch_decoder.decode(stored.payload).records
+        return records
