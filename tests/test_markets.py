@@ -1224,6 +1224,37 @@ def test_submit_orders_ref_inside_a_batch_and_after_reopening(tmp_path: Any) -> 
                 again.submit_orders(batch[:-1], ref="keep-1")
 
 
+def test_submit_orders_lands_whole_or_not_at_all(tmp_path: Any) -> None:
+    """A call over several markets commits as one store batch; when that commit fails
+    (here: another writer moved the store on, so this one is fenced), none of the call
+    took effect, no ref was kept, and the retry runs every row."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    clock = Clock()
+    first = solvent.Ledger.open(url, clock=clock)
+    market_exchange(first, clock)
+    _eth_market(first, clock)
+    stale = solvent.Ledger.open(url, clock=clock)
+    batch = _ref_batch(stale)
+    first.deposit("c002", "KRW", 1_000, wallet="krw-bank", ref="moves-the-store")
+    markets = (MARKET, "ETH-KRW")
+    with pytest.raises(solvent.WriterFenced):
+        stale.submit_orders(batch, ref="whole-1")
+    assert market_view(stale, markets) == market_view(first, markets)  # reloaded, no row ran
+    assert all(rec.ref != "whole-1" for rec in stale.records())
+    retry = stale.submit_orders(batch, ref="whole-1")
+    assert not retry.replayed
+    assert retry.codes() == ["unknown_market", "ok", "ok", "invalid_argument", "ok",
+                             "invalid_argument"]
+    versions = [stored.originator_version for stored in JournalStore(url).read()
+                for rec in r.batch_decoder.decode(stored.payload).records
+                if rec.ref == "whole-1"]
+    assert len(versions) == 3 and len(set(versions)) == 1, versions  # three runs, one batch
+    check(stale)
+    stale.verify()
+    first.close()
+    stale.close()
+
+
 # -- replay ---------------------------------------------------------------------------------------
 
 

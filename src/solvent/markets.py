@@ -1037,6 +1037,11 @@ class MarketCommands:
         a customer only for its own (others' rows: ``permission_denied``).
         At most ``MAX_SUBMIT_BATCH`` rows.
 
+        The call is atomic: its records commit together, in one store batch (or
+        with the enclosing :meth:`~solvent.Ledger.batch`). If the engine or the
+        store fails part way, the exception propagates and none of the call took
+        effect, so a retry, with the same ``ref`` or none, runs every row afresh.
+
         ``ref`` (optional) makes the call idempotent: a later call with the same
         ``ref`` and the same rows, by the same actor, runs nothing and returns the
         first call's outcomes (``replayed`` set); other rows or another actor raise
@@ -1061,34 +1066,31 @@ class MarketCommands:
             results = BulkOutcomes()
             live: dict[str, tuple[int, e.Rejected | None]] = {}
             i, n = 0, len(batch)
-            while i < n:
-                item = batch[i]
-                mid = _market_number(item)
-                if type(mid) is not int or not 0 <= mid < len(ms.names):
-                    # no run to join: refused here, nothing to journal
-                    results._refuse(_UNKNOWN_MARKET if type(mid) is int else ec.INVALID_ARGUMENT)
-                    i += 1
-                    continue
-                market = ms.names[mid]
-                spec = ms.specs[market]
-                if market not in live:
-                    live[market] = self._live(spec, who)
-                mark = len(self._pending)
-                try:
-                    consumed, first, ins, outs, evs = ms.run(market, batch, i, live[market][0],
-                                                             owner)
-                except BaseException:
-                    self._abort(mark)
-                    raise
-                version = self._state.version + 1  # the batch the record goes into
-                receipt = self._journal(
-                    r.OrdersSubmitted, who, ref, market=market, first_order_id=first,
-                    live_code=live[market][0], owner=owner, rows=ins, results=outs,
-                    events=evs, batch_rows=n, batch_index=i)
-                if ref:
-                    ms.order_refs.setdefault(ref, []).append((receipt.position, version, i))
-                results._extend(outs)
-                i += consumed
+            with self.batch():  # one commit: the call lands whole or not at all
+                while i < n:
+                    item = batch[i]
+                    mid = _market_number(item)
+                    if type(mid) is not int or not 0 <= mid < len(ms.names):
+                        # no run to join: refused here, nothing to journal
+                        results._refuse(_UNKNOWN_MARKET if type(mid) is int
+                                        else ec.INVALID_ARGUMENT)
+                        i += 1
+                        continue
+                    market = ms.names[mid]
+                    spec = ms.specs[market]
+                    if market not in live:
+                        live[market] = self._live(spec, who)
+                    consumed, first, ins, outs, evs = ms.run(market, batch, i,
+                                                             live[market][0], owner)
+                    version = self._state.version + 1  # the batch the record goes into
+                    receipt = self._journal(
+                        r.OrdersSubmitted, who, ref, market=market, first_order_id=first,
+                        live_code=live[market][0], owner=owner, rows=ins, results=outs,
+                        events=evs, batch_rows=n, batch_index=i)
+                    if ref:
+                        ms.order_refs.setdefault(ref, []).append((receipt.position, version, i))
+                    results._extend(outs)
+                    i += consumed
             return results
 
     def _replayed_submit(self, at: list[tuple[int, int, int]], batch: Sequence[object],
@@ -1110,8 +1112,11 @@ class MarketCommands:
                 item = batch[i]
                 mid = _market_number(item)
                 if type(mid) is int and 0 <= mid < len(self._markets.names):
-                    raise e.DuplicateRef(f"ref {ref!r}: row {i} did not run in the first call",
-                                         ref=ref)
+                    # refused as unknown_market then (a call lands whole), or other rows
+                    # now: the row itself was not journaled, so nothing tells them apart
+                    raise e.DuplicateRef(f"ref {ref!r}: row {i} names market {mid}, which the "
+                                         "first call did not run (no market had that number "
+                                         "then, or the rows differ)", ref=ref)
                 results._refuse(_UNKNOWN_MARKET if type(mid) is int else ec.INVALID_ARGUMENT)
                 i += 1
             if rec is None:
