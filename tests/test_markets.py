@@ -1245,9 +1245,13 @@ def test_submit_orders_lands_whole_or_not_at_all(tmp_path: Any) -> None:
     assert not retry.replayed
     assert retry.codes() == ["unknown_market", "ok", "ok", "invalid_argument", "ok",
                              "invalid_argument"]
-    versions = [stored.originator_version for stored in JournalStore(url).read()
-                for rec in r.batch_decoder.decode(stored.payload).records
-                if rec.ref == "whole-1"]
+    store = JournalStore(url)
+    try:
+        versions = [stored.originator_version for stored in store.read()
+                    for rec in r.batch_decoder.decode(stored.payload).records
+                    if rec.ref == "whole-1"]
+    finally:
+        store.close()
     assert len(versions) == 3 and len(set(versions)) == 1, versions  # three runs, one batch
     check(stale)
     stale.verify()
