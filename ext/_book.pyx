@@ -1067,9 +1067,14 @@ cdef class OrderBook:
                 return AMEND_WOULD_CROSS
         self._reserve_levels()                  # an amend moves no order
         o = &self._ord[oi]
-        if new_price == old_price and new_qty <= old_qty:
-            self._lvl[o.level].total -= old_qty - new_qty
-            o.qty = new_qty          # keeps its place in the queue
+        cdef int32_t li = o.level
+        if new_price == old_price and (new_qty <= old_qty or self._lvl[li].tail == oi):
+            self._lvl[li].total += new_qty - old_qty
+            o.qty = new_qty          # keeps its place (a raise at the back stays there)
+        elif new_price == old_price:
+            self._unlink(oi)         # the level keeps its other orders
+            o.qty = new_qty
+            self._append(oi, li)     # the back of the level
         else:
             self._unlink(oi)
             o.qty = new_qty

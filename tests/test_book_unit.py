@@ -317,6 +317,13 @@ def test_amend_increase_loses_priority(Book: Any) -> None:
     assert b.depth(1)[1] == [(101, 31)]
     assert b.amend(2, qty_lots=20) == c.OK  # same qty, same price: nothing changes
     assert b.level_orders(SELL, 101) == [(2, 2, 20), (1, 1, 11)]
+    assert b.amend(1, qty_lots=12) == c.OK  # already at the back: stays there
+    assert b.level_orders(SELL, 101) == [(2, 2, 20), (1, 1, 12)]
+    assert b.level_orders(SELL, 102) == [(3, 3, 30)]
+    assert b.amend(3, qty_lots=35) == c.OK  # alone at its price: the level stays
+    assert b.level_orders(SELL, 102) == [(3, 3, 35)]
+    assert b.depth(5)[1] == [(101, 32), (102, 35)] and b.n_levels(SELL) == 2
+    b.check_invariants()
 
 
 def test_amend_price(Book: Any) -> None:
