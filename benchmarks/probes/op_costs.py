@@ -41,10 +41,10 @@ KINDS = ("reduce", "raise", "move", "cancel", "passive", "market")
 ROWS_PER_CALL = 10_000
 
 
-def stream(kind: str, n: int, levels: int, seed: int = 5) -> bm.Columns:
-    """``OPS`` rows of ``kind`` against the prefill ``bm.prefill_columns(n, levels)``."""
+def stream(kind: str, pre: bm.Columns, seed: int = 5) -> bm.Columns:
+    """``OPS`` rows of ``kind`` against the prefill ``pre`` (ids 1..n)."""
     rnd = random.Random(seed)
-    pre = bm.prefill_columns(n, levels, 1)
+    n = pre.rows
     qty = dict(zip(pre.order_id, pre.qty, strict=True))
     side = dict(zip(pre.order_id, pre.side, strict=True))
     price = dict(zip(pre.order_id, pre.price, strict=True))
@@ -111,8 +111,8 @@ def grow(book: OrderBook, n: int) -> None:
 
 def ns_per_op(kind: str, n: int, levels: int, repeats: int = 3) -> float:
     """Best of ``repeats`` fresh books; raises if a row is refused (the stream is wrong)."""
-    rows = stream(kind, n, levels)
     pre = bm.prefill_columns(n, levels, 1)
+    rows = stream(kind, pre)
     best = float("inf")
     for _ in range(repeats):
         book = OrderBook(max(1 << 16, 2 * (n + OPS)))
