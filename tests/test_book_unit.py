@@ -611,6 +611,39 @@ def test_many_levels_random_churn() -> None:
         b.check_invariants()
 
 
+def test_level_placement_near_and_far_keeps_every_link() -> None:
+    """A new level is placed by walking the sorted levels from the best (a few steps) or,
+    further away, by a search from the treap's root; an emptied level is rotated out.
+    Levels made and dropped at the best, within and just past the walk, deep in the
+    book and at the worst end, with the structure checked after every command."""
+    rnd = random.Random(11)
+    books = (_book.OrderBook(), twin.OrderBook())
+    live: dict[int, int] = {}           # order id -> side
+    oid = 0
+    for step in range(3_000):
+        side = rnd.randrange(2)
+        levels = books[1].n_levels(side)
+        if live and (rnd.random() < 0.4 or levels > 120):
+            victim = rnd.choice(list(live))
+            del live[victim]
+            assert books[0].cancel(victim) == books[1].cancel(victim)
+        else:
+            # ticks away from the touch: 0-3 (within the walk), 8-12 (just past it),
+            # anywhere behind it, or (often) beyond the worst level
+            away = rnd.choice((rnd.randint(0, 3), rnd.randint(8, 12), rnd.randint(0, 400),
+                               rnd.randint(401, 460)))
+            price = 5_000 - away if side == BUY else 5_001 + away
+            oid += 1
+            res = [b.submit(oid, 1, side, price, 1) for b in books]
+            assert res[0] == res[1]
+            live[oid] = side
+        for b in books:
+            b.check_invariants()
+        if step % 50 == 0:
+            assert books[0].depth(1000) == books[1].depth(1000)
+    assert books[0].export_state() == books[1].export_state()
+    assert max(books[0].n_levels(BUY), books[0].n_levels(SELL)) > 60
+
 def test_compiled_memory_is_accounted() -> None:
     b = _book.OrderBook()
     empty = b.allocated_bytes

@@ -44,6 +44,7 @@ ctypedef struct Level:
     int32_t next            # worse level; also the free list when free
     int32_t left            # treap
     int32_t right
+    int32_t parent          # treap; -1 for the root
     uint32_t prio
     int32_t side
 
