@@ -181,6 +181,7 @@ cdef enum:
     PREFETCH_0 = 16               # rows ahead: the home slot of the order id
     PREFETCH_1 = 8                # rows ahead: a cancel/amend's level and neighbours (or id slot)
     PREFETCH_2 = 4                # rows ahead: an order in the overflow region
+    PRICE_PREFETCH_MIN = 4096     # price table slots (64 KiB, past L1) from which limit rows prefetch theirs
     LEVEL_WALK = 8                # levels walked from the best to place a new level
     MIN_TABLE = 1024
 
@@ -913,6 +914,12 @@ cdef class OrderBook:
         cdef Py_ssize_t i = _ids_find(&self._ids, self._ord, order_id)
         return self._ids.slots[i].oi if i >= 0 else -1
 
+    cdef inline void _prefetch_price(self, int64_t side, int64_t price) noexcept:
+        """The price table slot of a limit row's price (a hint only; only for a big
+        table, see PRICE_PREFETCH_MIN)."""
+        if (side == BUY or side == SELL) and 1 <= price <= MAX_PRICE_TICKS:
+            solvent_prefetch(&self._prices.slots[_tbl_home(&self._prices, _key(side, price))])
+
     cdef inline void _prefetch_row(self, int64_t op, int64_t order_id, int stage) noexcept:
         """Software pipelining of ``process_many`` (a hint only: it changes nothing).
         Stage 0: the order id's home slot (where a new order rests, and where a cancel or
@@ -920,7 +927,9 @@ cdef class OrderBook:
         and queue neighbours if it is at home, else its id table slot; for a limit order
         whose home is taken, the id table slot it would rest in; stage 2: an order in
         the overflow region. (Measured slower: prefetching the level and tail of limit
-        orders, the price table slot, and the first makers a taker will meet.)"""
+        orders, and the first makers a taker will meet. A limit row's price table slot
+        is prefetched by ``_prefetch_price``, only once the table outgrows L1: on a small
+        table it only cost time.)"""
         if order_id <= 0:
             return
         cdef Py_ssize_t h = _home(order_id, self._home_cap)
@@ -1232,6 +1241,8 @@ cdef class OrderBook:
                     self._prefetch_row(ops[i + PREFETCH_0], oids[i + PREFETCH_0], 0)
                 if i + PREFETCH_1 < n:
                     self._prefetch_row(ops[i + PREFETCH_1], oids[i + PREFETCH_1], 1)
+                    if ops[i + PREFETCH_1] == OP_LIMIT and self._prices.cap >= PRICE_PREFETCH_MIN:
+                        self._prefetch_price(sides[i + PREFETCH_1], prices[i + PREFETCH_1])
                 if i + PREFETCH_2 < n:
                     self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2], 2)
                 o = ops[i]
