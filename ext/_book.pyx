@@ -181,6 +181,7 @@ cdef enum:
     PREFETCH_0 = 16               # rows ahead: the home slot of the order id
     PREFETCH_1 = 8                # rows ahead: a cancel/amend's level and neighbours (or id slot)
     PREFETCH_2 = 4                # rows ahead: an order in the overflow region
+    PREFETCH_MIN_HOME = 65536     # home slots (2 MiB of orders) from which rows are prefetched
     PRICE_PREFETCH_MIN = 4096     # price table slots (64 KiB, past L1) from which limit rows prefetch theirs
     LEVEL_WALK = 8                # levels walked from the best to place a new level
     MIN_TABLE = 1024
@@ -921,7 +922,9 @@ cdef class OrderBook:
             solvent_prefetch(&self._prices.slots[_tbl_home(&self._prices, _key(side, price))])
 
     cdef inline void _prefetch_row(self, int64_t op, int64_t order_id, int stage) noexcept:
-        """Software pipelining of ``process_many`` (a hint only: it changes nothing).
+        """Software pipelining of ``process_many`` (a hint only: it changes nothing),
+        which skips every hint while the home region is under ``PREFETCH_MIN_HOME``
+        slots: a pool that small stays in cache, and there the hints only cost time.
         Stage 0: the order id's home slot (where a new order rests, and where a cancel or
         amend usually finds its order); stage 1, for a cancel/amend: the order's level
         and queue neighbours if it is at home, else its id table slot; for a limit order
@@ -1237,13 +1240,18 @@ cdef class OrderBook:
         try:
             for i in range(n):
                 self._row = i
-                if i + PREFETCH_0 < n:
+                if self._home_cap < PREFETCH_MIN_HOME:
+                    pass                 # a small pool stays in cache: hints only cost time
+                elif i + PREFETCH_0 < n:
                     self._prefetch_row(ops[i + PREFETCH_0], oids[i + PREFETCH_0], 0)
-                if i + PREFETCH_1 < n:
                     self._prefetch_row(ops[i + PREFETCH_1], oids[i + PREFETCH_1], 1)
                     if ops[i + PREFETCH_1] == OP_LIMIT and self._prices.cap >= PRICE_PREFETCH_MIN:
                         self._prefetch_price(sides[i + PREFETCH_1], prices[i + PREFETCH_1])
-                if i + PREFETCH_2 < n:
+                    self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2], 2)
+                elif i + PREFETCH_1 < n:
+                    self._prefetch_row(ops[i + PREFETCH_1], oids[i + PREFETCH_1], 1)
+                    self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2], 2)
+                elif i + PREFETCH_2 < n:
                     self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2], 2)
                 o = ops[i]
                 if o == OP_LIMIT or o == OP_MARKET:
