@@ -442,6 +442,18 @@ cdef int _ids_reserve(IdTable* t, Py_ssize_t extra) except -1:
 
 # -- the treap of levels (one per side) ---------------------------------------------------------
 
+cdef inline void _set_child(Level* L, int32_t* root, int32_t parent, int32_t old,
+                            int32_t new) noexcept nogil:
+    """Make ``new`` take ``old``'s place under ``parent`` (the root if ``parent`` is -1);
+    ``new``'s own parent link is the caller's."""
+    if parent < 0:
+        root[0] = new
+    elif L[parent].left == old:
+        L[parent].left = new
+    else:
+        L[parent].right = new
+
+
 cdef inline void _rotate_up(Level* L, int32_t* root, int32_t x) noexcept nogil:
     """Rotate node ``x`` above its parent (in-order unchanged; parent links kept)."""
     cdef int32_t p = L[x].parent
@@ -459,12 +471,7 @@ cdef inline void _rotate_up(Level* L, int32_t* root, int32_t x) noexcept nogil:
         L[b].parent = p
     L[p].parent = x
     L[x].parent = g
-    if g < 0:
-        root[0] = x
-    elif L[g].left == p:
-        L[g].left = x
-    else:
-        L[g].right = x
+    _set_child(L, root, g, p, x)
 
 
 cdef void _treap_insert(Level* L, int32_t* root, int32_t x, int32_t pred,
@@ -504,12 +511,7 @@ cdef void _treap_remove(Level* L, int32_t* root, int32_t x) noexcept nogil:
     p = L[x].parent
     if child >= 0:
         L[child].parent = p
-    if p < 0:
-        root[0] = child
-    elif L[p].left == x:
-        L[p].left = child
-    else:
-        L[p].right = child
+    _set_child(L, root, p, x, child)
 
 
 cdef Py_ssize_t _treap_check(Level* L, int32_t t, int64_t lo, int64_t hi, int side) except -2:
