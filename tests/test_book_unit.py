@@ -618,14 +618,13 @@ def test_level_placement_near_and_far_keeps_every_link() -> None:
     book and at the worst end, with the structure checked after every command."""
     rnd = random.Random(11)
     books = (_book.OrderBook(), twin.OrderBook())
-    live: dict[int, int] = {}           # order id -> side
+    live: list[int] = []
     oid = 0
     for step in range(3_000):
         side = rnd.randrange(2)
         levels = books[1].n_levels(side)
         if live and (rnd.random() < 0.4 or levels > 120):
-            victim = rnd.choice(list(live))
-            del live[victim]
+            victim = live.pop(rnd.randrange(len(live)))
             assert books[0].cancel(victim) == books[1].cancel(victim)
         else:
             # ticks away from the touch: 0-3 (within the walk), 8-12 (just past it),
@@ -636,13 +635,14 @@ def test_level_placement_near_and_far_keeps_every_link() -> None:
             oid += 1
             res = [b.submit(oid, 1, side, price, 1) for b in books]
             assert res[0] == res[1]
-            live[oid] = side
+            live.append(oid)
         for b in books:
             b.check_invariants()
         if step % 50 == 0:
             assert books[0].depth(1000) == books[1].depth(1000)
     assert books[0].export_state() == books[1].export_state()
     assert max(books[0].n_levels(BUY), books[0].n_levels(SELL)) > 60
+
 
 def test_compiled_memory_is_accounted() -> None:
     b = _book.OrderBook()
