@@ -582,6 +582,31 @@ def test_process_many_argument_errors(Book: Any) -> None:
     assert b.order(1) == (1, BUY, 100, 5)
 
 
+def test_process_many_refuses_events_it_cannot_grow(Book: Any) -> None:
+    """An events array with a live memoryview cannot grow (``array`` refuses to resize
+    it, and the compiled book must not reallocate it behind the view's back), nor can one
+    that is also an input column: refused before any row runs, the book and the array
+    unchanged."""
+    b = seeded(Book)
+    before = b.export_state()
+    cols = [array("q", [v]) for v in (c.OP_LIMIT, 7, 7, BUY, 101, 15, 0)]  # crosses: 2 fills
+    events = array("q", [5, 6, 7])
+    view = memoryview(events)
+    out = bytearray(1)
+    with pytest.raises(BufferError, match="memoryview"):
+        b.process_many(*cols, out, events)
+    assert view.tolist() == [5, 6, 7] and events.tolist() == [5, 6, 7] and out == bytearray(1)
+    assert_unchanged(b, before)
+    flags = array("q", [0])  # a valid flags column, but also passed as events
+    with pytest.raises(ValueError, match="input columns"):
+        b.process_many(*cols[:6], flags, out, flags)
+    assert flags.tolist() == [0]
+    assert_unchanged(b, before)
+    view.release()
+    assert b.process_many(*cols, out, events) == 1
+    assert events[:3].tolist() == [5, 6, 7] and len(events) == 3 + 3 * c.BULK_EVENT_FIELDS
+
+
 # -- many levels and orders (the compiled book's treap, pools and hash tables) ---------------------
 
 

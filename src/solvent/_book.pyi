@@ -45,7 +45,8 @@ class OrderBook:
         events: array[int],
     ) -> int:
         """One command per row, looping in C (``array('q')`` columns; other sequences are
-        converted first); codes to ``out``, 8-int event records appended to ``events``."""
+        converted first); codes to ``out``, 8-int event records appended to ``events``
+        (refused before any row runs if ``events`` is a column or has a live memoryview)."""
     @property
     def max_orders(self) -> int: ...
     @property

@@ -98,7 +98,9 @@ for OP_MARKET the ``price`` column carries the quote budget (0: by qty). For
 OP_AMEND ``qty``/``price`` 0 mean "unchanged" (the ``None`` of ``amend``).
 OP_CANCEL uses only ``order_id``. Each row's code goes to ``out[i]`` (a writable
 byte buffer of at least n bytes); events are appended to ``events`` (an
-``array('q')``) as 8-int records: row index, then the event's 7 ints. Cancels
+``array('q')``, not one of the columns, and not exporting its buffer: a live
+``memoryview`` of it is a ``BufferError`` before any row runs, since the array
+must grow) as 8-int records: row index, then the event's 7 ints. Cancels
 add ``EV_CANCELED`` (order id, 0, account, price, removed qty, 0); amends add
 ``EV_AMENDED`` (order id, old price, account, new price, new remaining,
 old remaining). Returns the number of rows with code OK.
@@ -151,6 +153,21 @@ def _check_int(*values: object) -> None:
     for v in values:
         if type(v) is not int:
             raise TypeError(f"expected an int, got {type(v).__name__}")
+
+
+def _events_can_grow(events: array[int], cols: Sequence[object]) -> None:
+    """Refuse, before any row runs, an ``events`` array that ``process_many`` could not
+    append to: one that is also an input column, or one exporting its buffer (a live
+    ``memoryview``), which ``array`` refuses to resize. Checked by growing it by one
+    item and shrinking it back."""
+    if any(col is events for col in cols):
+        raise ValueError("process_many: events must not be one of the input columns")
+    try:
+        events.append(0)
+    except BufferError:
+        raise BufferError("process_many: events is exporting its buffer (a memoryview of it "
+                          "is alive), so it cannot grow; release the view first") from None
+    events.pop()
 
 
 def _column(col: Sequence[int]) -> array[int]:
@@ -427,6 +444,7 @@ class OrderBook:
             raise ValueError("process_many: columns must have equal lengths (out at least)")
         if not isinstance(events, array) or events.typecode != "q":
             raise TypeError("process_many: events must be an array('q')")
+        _events_can_grow(events, cols)
         ops, oids, accts, sides, prices, qtys, flgs = cols
         applied = 0
         for i in range(n):
