@@ -55,9 +55,11 @@ amend, which moves no order, only ``_reserve_levels``), then
 the mutation, which cannot fail except when growing the event buffer (a
 ``MemoryError`` then leaves a consistent book with the command half applied).
 
-Events are written to one growable int64 buffer as 8-int records (row index +
-the twin's 7-int event); ``submit`` turns them into tuples, ``process_many``
-appends the whole buffer to the caller's ``array('q')`` in one copy.
+Events are written as 8-int records (row index + the twin's 7-int event) to a
+growable int64 buffer: the book's own, which ``submit`` turns into tuples, or in
+``process_many`` the caller's ``array('q')`` itself, past the items it held, so
+the records are written once and never copied (the array's length covers the
+room while the loop runs and is set to what was written when it ends).
 """
 
 cimport cython
@@ -128,6 +130,7 @@ cdef extern from *:
     void* solvent_big_alloc(size_t n) noexcept nogil
     void solvent_big_free(void* p) noexcept nogil
     void* solvent_big_grow(void* p, size_t used, size_t n) noexcept nogil
+    void solvent_set_len "Py_SET_SIZE" (object a, Py_ssize_t n) noexcept
 
 
 # Codes and constants: the values of ``solvent.matching.codes`` (checked at import).
@@ -745,16 +748,29 @@ cdef class OrderBook:
         self._ord_free = -1
         return 0
 
-    cdef inline int _emit(self, int64_t kind, int64_t a, int64_t b, int64_t acct, int64_t price,
-                          int64_t qty, int64_t rem) except -1:
+    cdef int _ev_grow(self) except -1:
+        """Double the room for event records: the book's own buffer, or in
+        ``process_many`` the caller's array (its length counts the room until the call
+        ends, when it is set to the items written)."""
         cdef void* p
-        cdef int64_t* r
-        if self._ev_len + REC > self._ev_cap:
+        cdef carray.array arr
+        if self._ev_arr is None:
             p = PyMem_RawRealloc(self._ev, <size_t>(self._ev_cap * 2) * sizeof(int64_t))
             if p == NULL:
                 raise MemoryError("order book event buffer")
             self._ev = <int64_t*>p
-            self._ev_cap *= 2
+        else:
+            arr = <carray.array>self._ev_arr
+            carray.resize(arr, self._ev_base + self._ev_cap * 2)   # MemoryError: unchanged
+            self._ev = <int64_t*>arr.data.as_voidptr + self._ev_base
+        self._ev_cap *= 2
+        return 0
+
+    cdef inline int _emit(self, int64_t kind, int64_t a, int64_t b, int64_t acct, int64_t price,
+                          int64_t qty, int64_t rem) except -1:
+        cdef int64_t* r
+        if self._ev_len + REC > self._ev_cap:
+            self._ev_grow()
         r = self._ev + self._ev_len
         r[0] = self._row
         r[1] = kind
@@ -1256,6 +1272,16 @@ cdef class OrderBook:
         cdef Py_ssize_t applied = 0
         cdef int code
         cdef int64_t o, f
+        # events go straight into the caller's array (no copy at the end): its length
+        # covers the room while the loop runs and is set to the items written after it
+        cdef int64_t* own_ev = self._ev
+        cdef Py_ssize_t own_cap = self._ev_cap
+        cdef Py_ssize_t base = len(events)
+        carray.resize(<carray.array>events, base + (n + 64) * REC)
+        self._ev_arr = events
+        self._ev_base = base
+        self._ev = <int64_t*>(<carray.array>events).data.as_voidptr + base
+        self._ev_cap = (n + 64) * REC
         self._ev_len = 0
         try:
             for i in range(n):
@@ -1296,8 +1322,10 @@ cdef class OrderBook:
                 if code == OK:
                     applied += 1
         finally:
-            carray.extend_buffer(<carray.array>events, <char*>self._ev,
-                                 self._ev_len)
+            solvent_set_len(events, base + self._ev_len)   # no reallocation: cannot fail
+            self._ev = own_ev
+            self._ev_cap = own_cap
+            self._ev_arr = None
             self._ev_len = 0
         return applied
 

@@ -582,6 +582,37 @@ def test_process_many_argument_errors(Book: Any) -> None:
     assert b.order(1) == (1, BUY, 100, 5)
 
 
+def test_process_many_events_outgrow_the_first_room(Book: Any) -> None:
+    """The compiled book writes events straight into ``events``, with room for about one
+    per row, and grows it as a call needs. One sweep of 500 makers in a 3-row call, after
+    items already in the array: every event is there, in order, after those items, and the
+    array's length is exactly what was written."""
+    b = Book()
+    n_makers = 500
+    resting = [(c.OP_LIMIT, oid, oid % 7, SELL, 100 + oid % 5, 2, c.flags())
+               for oid in range(1, n_makers + 1)]
+    rows = [(c.OP_LIMIT, 9001, 900, BUY, 99, 3, c.flags()),
+            (c.OP_MARKET, 9002, 901, BUY, 0, 2 * n_makers, c.flags(c.IOC)),
+            (c.OP_CANCEL, 9001, 0, 0, 0, 0, 0)]
+    b.process_many(*(array("q", [r[k] for r in resting]) for k in range(7)),
+                   bytearray(n_makers), array("q"))
+    events = array("q", range(-5, 0))
+    out = bytearray(3)
+    assert b.process_many(*(array("q", [r[k] for r in rows]) for k in range(7)), out,
+                          events) == 3
+    assert events[:5].tolist() == list(range(-5, 0))
+    recs = [events[k:k + c.BULK_EVENT_FIELDS].tolist()
+            for k in range(5, len(events), c.BULK_EVENT_FIELDS)]
+    assert len(events) == 5 + len(recs) * c.BULK_EVENT_FIELDS
+    makers = sorted(range(1, n_makers + 1), key=lambda oid: (100 + oid % 5, oid))  # FIFO
+    assert recs[0] == [0, c.EV_RESTING, 9001, 0, 900, 99, 0, 3]
+    assert recs[1:-2] == [[1, c.EV_FILL, 9002, m, m % 7, 100 + m % 5, 2, 0] for m in makers]
+    assert recs[-2] == [1, c.EV_FILLED, 9002, 0, 901, 0, 2 * n_makers, 0]
+    assert recs[-1] == [2, c.EV_CANCELED, 9001, 0, 900, 99, 3, 0]
+    assert len(b) == 0
+    b.check_invariants()
+
+
 def test_process_many_refuses_events_it_cannot_grow(Book: Any) -> None:
     """An events array with a live memoryview cannot grow (``array`` refuses to resize
     it, and the compiled book must not reallocate it behind the view's back), nor can one

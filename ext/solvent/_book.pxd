@@ -89,14 +89,17 @@ cdef class OrderBook:
     cdef Py_ssize_t _n               # resting orders
     cdef Py_ssize_t _max_orders
     cdef uint32_t _rng
-    cdef int64_t* _ev                # event records, REC int64s each
-    cdef Py_ssize_t _ev_len          # int64s used
-    cdef Py_ssize_t _ev_cap
+    cdef int64_t* _ev                # event records, REC int64s each: the book's own buffer,
+    cdef Py_ssize_t _ev_len          # or in process_many the caller's array past its items
+    cdef Py_ssize_t _ev_cap          # int64s used / room for
+    cdef object _ev_arr              # that array while process_many writes into it, else None
+    cdef Py_ssize_t _ev_base         # its items before the call
     cdef int64_t _row                # row index written into event records
 
     cdef int _reserve(self) except -1
     cdef int _reserve_levels(self) except -1
     cdef int _grow_home(self, Py_ssize_t cap) except -1
+    cdef int _ev_grow(self) except -1
     cdef inline int _emit(self, int64_t kind, int64_t a, int64_t b, int64_t acct, int64_t price,
                    int64_t qty, int64_t rem) except -1
     cdef int32_t _level_for(self, int64_t side, int64_t price) noexcept
