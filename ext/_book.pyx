@@ -570,9 +570,9 @@ cdef object _column(object col):
 
 cdef int _events_can_grow(object events, list cols) except -1:
     """As the twin's ``_events_can_grow``: refuse, before any row runs, an ``events``
-    array that is an input column or exports its buffer. ``process_many`` appends with
-    ``extend_buffer``, which reallocates without ``array``'s own check for exports: a
-    live ``memoryview`` would be left pointing at freed memory."""
+    array that is an input column or exports its buffer. ``process_many`` resizes the
+    array with Cython's ``cpython.array`` helpers, which reallocate without ``array``'s
+    own check for exports: a live ``memoryview`` would be left on freed memory."""
     for col in cols:
         if col is events:
             raise ValueError("process_many: events must not be one of the input columns")
