@@ -73,6 +73,7 @@ from libc.string cimport memset
 import array as _pyarray
 
 from solvent.matching import codes as c
+from solvent.matching.bulk import events_can_grow
 
 cdef extern from *:
     """
@@ -566,23 +567,6 @@ cdef object _column(object col):
     if isinstance(col, _pyarray.array) and col.typecode == "q":
         return col
     return _pyarray.array("q", col)
-
-
-cdef int _events_can_grow(object events, list cols) except -1:
-    """As the twin's ``_events_can_grow``: refuse, before any row runs, an ``events``
-    array that is an input column or exports its buffer. ``process_many`` resizes the
-    array with Cython's ``cpython.array`` helpers, which reallocate without ``array``'s
-    own check for exports: a live ``memoryview`` would be left on freed memory."""
-    for col in cols:
-        if col is events:
-            raise ValueError("process_many: events must not be one of the input columns")
-    try:
-        events.append(0)
-    except BufferError:
-        raise BufferError("process_many: events is exporting its buffer (a memoryview of it "
-                          "is alive), so it cannot grow; release the view first") from None
-    events.pop()
-    return 0
 
 
 @cython.final
@@ -1259,7 +1243,7 @@ cdef class OrderBook:
             raise ValueError("process_many: columns must have equal lengths (out at least)")
         if not isinstance(events, _pyarray.array) or events.typecode != "q":
             raise TypeError("process_many: events must be an array('q')")
-        _events_can_grow(events, cols)   # the array is grown below without that check
+        events_can_grow(events, cols)    # the array is grown below without that check
         cdef const int64_t[::1] ops = cols[0]
         cdef const int64_t[::1] oids = cols[1]
         cdef const int64_t[::1] accts = cols[2]

@@ -5,7 +5,8 @@
 (its module docstring documents every command, event and limit). The two are
 held to identical outputs and identical exported state by
 ``tests/test_book_differential.py``. Constants live in
-:mod:`solvent.matching.codes`.
+:mod:`solvent.matching.codes`; the bulk path's argument checks that both books
+call, in :mod:`solvent.matching.bulk`.
 """
 
 from __future__ import annotations

@@ -123,6 +123,7 @@ from typing import Any
 from sortedcontainers import SortedDict
 
 from solvent.matching import codes as c
+from solvent.matching.bulk import events_can_grow
 
 Event = tuple[int, int, int, int, int, int, int]
 StateDump = dict[str, Any]
@@ -153,21 +154,6 @@ def _check_int(*values: object) -> None:
     for v in values:
         if type(v) is not int:
             raise TypeError(f"expected an int, got {type(v).__name__}")
-
-
-def _events_can_grow(events: array[int], cols: Sequence[object]) -> None:
-    """Refuse, before any row runs, an ``events`` array that ``process_many`` could not
-    append to: one that is also an input column, or one exporting its buffer (a live
-    ``memoryview``), which ``array`` refuses to resize. Checked by growing it by one
-    item and shrinking it back."""
-    if any(col is events for col in cols):
-        raise ValueError("process_many: events must not be one of the input columns")
-    try:
-        events.append(0)
-    except BufferError:
-        raise BufferError("process_many: events is exporting its buffer (a memoryview of it "
-                          "is alive), so it cannot grow; release the view first") from None
-    events.pop()
 
 
 def _column(col: Sequence[int]) -> array[int]:
@@ -444,7 +430,7 @@ class OrderBook:
             raise ValueError("process_many: columns must have equal lengths (out at least)")
         if not isinstance(events, array) or events.typecode != "q":
             raise TypeError("process_many: events must be an array('q')")
-        _events_can_grow(events, cols)
+        events_can_grow(events, cols)
         ops, oids, accts, sides, prices, qtys, flgs = cols
         applied = 0
         for i in range(n):
