@@ -12,9 +12,12 @@ has each peer package found (``benchmarks/peers/``) as a baseline.
 ``matching.kernel_1k`` / ``matching.kernel_100k`` / ``matching.kernel_1m``
     the same mix on a book first filled with 1,000 / 100,000 / 1,000,000
     resting orders (filling is not timed); the mix keeps the book near that size.
-    Full runs also measure the native peer ``limit-order-book`` (C++) on the same
-    rows at each size (``params.native_peer``): its rate over its own 1k rate shows
-    how a native book's cost grows with the book on this machine. At 1M, full
+    The sizes run in interleaved rounds (:func:`sweep_rounds`), so that the ratio
+    to 1k (``params.over_kernel_1k``, and per round ``over_kernel_1k_by_round``)
+    compares runs taken close in time on a noisy host. Full runs also measure the
+    native peer ``limit-order-book`` (C++) on the same rows at each size, in the
+    same rounds (``params.native_peer``): its rate over its own 1k rate shows how a
+    native book's cost grows with the book on this machine. At 1M, full
     runs also break the extra cost down (``params.cost_parts``, diagnostics): the
     same mix with cancels and amends picking among the ~2,000 most recent resting
     orders, then also with the prefill on 20 levels per side as at 1k.
@@ -482,6 +485,15 @@ def time_trial(make: Callable[[], Trial]) -> tuple[float, Trial]:
     return units * 1e9 / max(elapsed, 1), trial
 
 
+def time_info(make: Callable[[], Trial]) -> tuple[float, dict[str, Any]]:
+    """:func:`time_trial`, keeping only the trial's info (its book is freed on return)."""
+    rate, trial = time_trial(make)
+    info = trial.info
+    del trial
+    gc.collect()
+    return rate, info
+
+
 def measure_cores(
     w: Workload, rows_per_call: int, repeats: int, cores: Sequence[str] = CORES,
 ) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]]]:
@@ -493,10 +505,9 @@ def measure_cores(
         for core in cores:
             if core == "python" and k > 0 and w.resting > 1_000:
                 continue  # the twin runs once on big books (refilling it takes long)
-            rate, trial = time_trial(partial(kernel_trial, core, w, rows_per_call))
+            rate, info[core] = time_info(partial(kernel_trial, core, w, rows_per_call))
             rates[core].append(rate)
-            info[core] = trial.info
-            checks.add(repr(trial.info["check"]))
+            checks.add(repr(info[core]["check"]))
     if len(checks) > 1:
         raise MatchingBenchError(f"the books ended in different states: {sorted(checks)}")
     return rates, info
@@ -548,9 +559,9 @@ def bench_kernel(s: MatchSizes) -> dict[str, Any]:
     for name, factory in found.items():
         runs = []
         for _ in range(s.repeats):
-            rate, trial = time_trial(partial(peer_trial, factory, w, s.peer_ops))
+            rate, peer_info = time_info(partial(peer_trial, factory, w, s.peer_ops))
             runs.append(rate)
-            versions[name] = trial.info["version"]
+            versions[name] = peer_info["version"]
         peer_runs[name] = [_r(x) for x in runs]
         baselines[name] = _r(max(runs))
     fastest = max((v for k, v in baselines.items() if k != BASELINE), default=0)
@@ -581,37 +592,100 @@ def bench_kernel(s: MatchSizes) -> dict[str, Any]:
     return {"unit": "ops/s", "value": _r(value), "baselines": baselines, "params": p}
 
 
-def bench_size(
-    s: MatchSizes, name: str, resting: int, rates_1k: dict[str, float]
-) -> dict[str, Any]:
+@dataclass
+class SweepRuns:
+    """The compiled book's runs at every sweep size, taken in interleaved rounds: each
+    round runs every size once (its starting size rotating), so a slow stretch of a
+    shared host lands on one round of every size rather than on every run of one size.
+    The native peer runs in the first two rounds the same way."""
+
+    rates: dict[int, list[float]]  # resting -> compiled rate per round
+    info: dict[int, dict[str, Any]]  # resting -> the last compiled trial's info
+    peer: dict[int, list[float]]  # resting -> the native peer's rate per round run
+    peer_version: str
+    order: list[list[int]]  # the sizes in each round's order
+
+    def best(self, resting: int) -> float:
+        return max(self.rates[resting])
+
+    def paired_over(self, resting: int, base: int) -> list[float]:
+        """``resting``'s rate over ``base``'s, round by round (both measured close in time)."""
+        return [round(a / b, 2) for a, b in zip(self.rates[resting], self.rates[base],
+                                                strict=True)]
+
+
+def sweep_rounds(s: MatchSizes) -> SweepRuns:
+    """Time the compiled book (and the native peer, if installed) at every size of
+    ``s.sweep`` in ``s.repeats`` interleaved rounds."""
+    sizes = [resting for _name, resting in s.sweep]
+    works = {r: build_workload(r, s.sweep_ops, seed=13) for r in sizes}
+    factory = load_peers()[0].get(s.sweep_peer) if s.sweep_peer else None
+    runs = SweepRuns({r: [] for r in sizes}, {}, {r: [] for r in sizes}, "", [])
+    for k in range(s.repeats):
+        order = sizes[k % len(sizes):] + sizes[:k % len(sizes)]
+        runs.order.append(order)
+        for r in order:
+            # only the trial's info outlives it: a book kept alive into the next trial
+            # would take memory (and huge pages) from the next one
+            rate, info = time_info(partial(kernel_trial, "compiled", works[r],
+                                           s.rows_per_call))
+            runs.rates[r].append(rate)
+            runs.info[r] = info
+            if factory is not None and k < 2:
+                rate, info = time_info(partial(peer_trial, factory, works[r], s.peer_ops))
+                runs.peer[r].append(rate)
+                runs.peer_version = info["version"]
+    return runs
+
+
+def bench_size(s: MatchSizes, name: str, resting: int, sweep: SweepRuns) -> dict[str, Any]:
+    """``name``'s figure from the interleaved ``sweep``, with the twin measured here on
+    the same rows (up to ``s.twin_sweep_max`` resting orders) and required to end in the
+    same state as the compiled book."""
     w = build_workload(resting, s.sweep_ops, seed=13)
-    cores = CORES if resting <= s.twin_sweep_max else ("compiled",)
-    rates, info = measure_cores(w, s.rows_per_call, s.repeats, cores)
-    value = max(rates["compiled"])
-    twin = max(rates["python"]) if "python" in rates else None
-    if resting == 1_000:
-        rates_1k["value"] = value
+    value = sweep.best(resting)
+    base = s.sweep[0][1]  # the smallest book: 1,000 resting orders
+    info = sweep.info[resting]
+    twin: float | None = None
+    if resting <= s.twin_sweep_max:
+        twin_repeats = s.repeats if resting <= 1_000 else 1  # refilling a big twin is slow
+        rates, twin_info = measure_cores(w, s.rows_per_call, twin_repeats, ("python",))
+        twin = max(rates["python"])
+        if repr(twin_info["python"]["check"]) != repr(info["check"]):
+            raise MatchingBenchError(f"{name}: the books ended in different states")
+    paired = sweep.paired_over(resting, base)
     p: dict[str, Any] = {
         # NaN (JSON null) when the twin is not measured at this size (--quick)
         "compiled_over_twin": round(value / twin, 1) if twin else float("nan"),
-        "over_kernel_1k": round(value / rates_1k["value"], 2) if rates_1k else None,
+        "over_kernel_1k": round(value / sweep.best(base), 2),
+        "over_kernel_1k_by_round": paired,
+        "over_kernel_1k_median_of_rounds": sorted(paired)[len(paired) // 2],
+        "sweep_rounds": sweep.order,
+        "sweep_method": "the sizes run in interleaved rounds (each round runs every size "
+                        "once, starting one size later each round); over_kernel_1k is best "
+                        "over best, over_kernel_1k_by_round pairs the runs of one round",
         "prefill": f"{resting:,} GTC orders over {max(20, resting // 50):,} levels per side "
                    "(untimed), then a warm-up of the mix",
-        **_mix_params(w, info["compiled"]),
+        **_mix_params(w, info),
         **_common(s.repeats),
-        "runs": _runs(rates),
+        "runs": {"compiled": [_r(x) for x in sweep.rates[resting]],
+                 **({BASELINE: [_r(x) for x in rates["python"]]} if twin else {})},
         "target": SIZE_TARGET,
         "meets_target": value >= SIZE_TARGET["value"],
     }
     if twin is None:
         p["twin"] = f"not measured at this size in this mode (up to {s.twin_sweep_max:,})"
     baselines: dict[str, float] = {BASELINE: _r(twin) if twin else float("nan")}
-    peer = sweep_peer(s, w, rates_1k)
-    if peer is not None:
-        baselines[s.sweep_peer] = peer["value"]
-        p["native_peer"] = peer
+    peer_runs = sweep.peer[resting]
+    if peer_runs:
+        peer_value, peer_base = max(peer_runs), max(sweep.peer[base])
+        baselines[s.sweep_peer] = _r(peer_value)
+        p["native_peer"] = {"name": s.sweep_peer, "version": sweep.peer_version,
+                            "value": _r(peer_value), "runs": [_r(x) for x in peer_runs],
+                            "rows": min(s.peer_ops, len(w.peer_ops)),
+                            "over_its_1k": round(peer_value / peer_base, 2)}
     if s.sweep_parts and resting == 1_000_000:
-        p["cost_parts"] = cost_parts(s, resting, rates_1k.get("value"))
+        p["cost_parts"] = cost_parts(s, resting, sweep.best(base))
     return {"unit": "ops/s", "value": _r(value), "baselines": baselines, "params": p}
 
 
@@ -633,27 +707,6 @@ def cost_parts(s: MatchSizes, resting: int, rate_1k: float | None) -> dict[str, 
                      "over_kernel_1k": round(value / rate_1k, 2) if rate_1k else None,
                      "runs": [_r(x) for x in rates["compiled"]]}
     return out
-
-
-def sweep_peer(s: MatchSizes, w: Workload, rates_1k: dict[str, float]) -> dict[str, Any] | None:
-    """The native peer (``s.sweep_peer``) on the same rows at this book size, and its
-    rate over its own 1k rate: how a C++ book's cost grows with the book, for comparison
-    (its runs go through one Python call per row, as in ``matching.kernel``)."""
-    if not s.sweep_peer:
-        return None
-    found, _missing = load_peers()
-    factory = found.get(s.sweep_peer)
-    if factory is None:
-        return None
-    runs = [time_trial(partial(peer_trial, factory, w, s.peer_ops))[0]
-            for _ in range(min(2, s.repeats))]
-    value = max(runs)
-    if w.resting == 1_000:
-        rates_1k["peer"] = value
-    base = rates_1k.get("peer")
-    return {"value": _r(value), "runs": [_r(x) for x in runs],
-            "rows": min(s.peer_ops, len(w.peer_ops)),
-            "over_its_1k": round(value / base, 2) if base else None}
 
 
 def _rss_bytes() -> int:
@@ -743,15 +796,20 @@ def _sizes(ctx: Any) -> MatchSizes:
     return QUICK if getattr(ctx, "sizes", None) == bench.QUICK else FULL
 
 
-def _jobs(
-    sizes: Callable[[], MatchSizes], rates_1k: dict[str, float]
-) -> dict[str, Callable[[], dict[str, Any]]]:
+def _jobs(sizes: Callable[[], MatchSizes]) -> dict[str, Callable[[], dict[str, Any]]]:
     jobs: dict[str, Callable[[], dict[str, Any]]] = {
         "matching.kernel": lambda: bench_kernel(sizes()),
     }
+    swept: dict[MatchSizes, SweepRuns] = {}  # the first sweep job runs every size
 
     def sweep(name: str, resting: int) -> Callable[[], dict[str, Any]]:
-        return lambda: bench_size(sizes(), name, resting, rates_1k)
+        def job() -> dict[str, Any]:
+            s = sizes()
+            if s not in swept:
+                swept[s] = sweep_rounds(s)
+            return bench_size(s, name, resting, swept[s])
+
+        return job
 
     for name, resting in FULL.sweep:
         jobs[name] = sweep(name, resting)
@@ -761,10 +819,11 @@ def _jobs(
 
 def matching_benchmarks() -> dict[str, Callable[[Any], dict[str, Any]]]:
     """The ``matching.*`` benchmarks for ``solvent bench``: name -> function of the bench
-    context (``--quick`` selects :data:`QUICK`, else :data:`FULL`)."""
-    rates_1k: dict[str, float] = {}
+    context (``--quick`` selects :data:`QUICK`, else :data:`FULL`). The first of the
+    ``matching.kernel_*`` jobs to run times every size (:func:`sweep_rounds`); the others
+    report from those runs."""
     current: list[Any] = [None]
-    jobs = _jobs(lambda: _sizes(current[0]), rates_1k)
+    jobs = _jobs(lambda: _sizes(current[0]))
 
     def bind(job: Callable[[], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
         def call(ctx: Any) -> dict[str, Any]:
@@ -780,7 +839,7 @@ def run(quick: bool = False, only: str = "matching") -> dict[str, Any]:
     """Run the matching benchmarks alone: ``python -m solvent.bench_matching [--quick]``."""
     s = QUICK if quick else FULL
     results: dict[str, Any] = {}
-    for name, job in _jobs(lambda: s, {}).items():
+    for name, job in _jobs(lambda: s).items():
         if name.startswith(only):
             t0 = time.perf_counter()
             results[name] = job()
@@ -799,6 +858,7 @@ __all__ = [
     "MatchSizes",
     "MatchingBenchError",
     "MixGenerator",
+    "SweepRuns",
     "Trial",
     "Workload",
     "build_workload",
@@ -810,5 +870,5 @@ __all__ = [
     "peer_trial",
     "prefill_columns",
     "single_call_trial",
-    "sweep_peer",
+    "sweep_rounds",
 ]
