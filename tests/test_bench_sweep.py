@@ -40,6 +40,8 @@ def test_bench_size_reports_the_rounds_and_pairs_them(sweep: bm.SweepRuns) -> No
                                                                              strict=True)]
     assert p["over_kernel_1k_median_of_rounds"] == sorted(p["over_kernel_1k_by_round"])[1]
     assert p["sweep_rounds"] == sweep.order
+    assert p["ns_per_op"] == round(1e9 / max(big), 1)
+    assert p["extra_ns_per_op_over_1k"] == round(1e9 / max(big) - 1e9 / max(small), 1)
     assert res["baselines"][bm.BASELINE] > 0  # the twin ran on the same rows, and agreed
     assert "native_peer" not in p
 

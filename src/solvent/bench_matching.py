@@ -660,6 +660,9 @@ def bench_size(s: MatchSizes, name: str, resting: int, sweep: SweepRuns) -> dict
         "over_kernel_1k": round(value / sweep.best(base), 2),
         "over_kernel_1k_by_round": paired,
         "over_kernel_1k_median_of_rounds": sorted(paired)[len(paired) // 2],
+        # the growth in absolute terms: what an operation costs more than at 1k
+        "ns_per_op": round(1e9 / value, 1),
+        "extra_ns_per_op_over_1k": round(1e9 / value - 1e9 / sweep.best(base), 1),
         "sweep_rounds": sweep.order,
         "sweep_method": "the sizes run in interleaved rounds (each round runs every size "
                         "once, starting one size later each round); over_kernel_1k is best "
@@ -683,7 +686,10 @@ def bench_size(s: MatchSizes, name: str, resting: int, sweep: SweepRuns) -> dict
         p["native_peer"] = {"name": s.sweep_peer, "version": sweep.peer_version,
                             "value": _r(peer_value), "runs": [_r(x) for x in peer_runs],
                             "rows": min(s.peer_ops, len(w.peer_ops)),
-                            "over_its_1k": round(peer_value / peer_base, 2)}
+                            "over_its_1k": round(peer_value / peer_base, 2),
+                            "ns_per_op": round(1e9 / peer_value, 1),
+                            "extra_ns_per_op_over_its_1k":
+                                round(1e9 / peer_value - 1e9 / peer_base, 1)}
     if s.sweep_parts and resting == 1_000_000:
         p["cost_parts"] = cost_parts(s, resting, sweep.best(base))
     return {"unit": "ops/s", "value": _r(value), "baselines": baselines, "params": p}
