@@ -52,3 +52,29 @@ def test_bench_size_refuses_a_twin_that_ends_elsewhere(sweep: bm.SweepRuns) -> N
     other = dataclasses.replace(sweep, info={**sweep.info, 1_000: info})
     with pytest.raises(bm.MatchingBenchError, match="different states"):
         bm.bench_size(SMALL, "matching.kernel_1k", 1_000, other)
+
+
+def test_sweep_refuses_runs_of_one_size_that_end_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every round replays the same rows on a fresh book, so every run of a size must end
+    in the same state; a run that does not (here: its recorded state altered after the
+    second run) stops the sweep."""
+    real = bm.kernel_trial
+    made = [0]
+
+    def altered(core: str, w: bm.Workload, rows_per_call: int) -> bm.Trial:
+        trial = real(core, w, rows_per_call)
+        made[0] += 1
+        if made[0] == 2:
+            finish = trial.finish
+
+            def finish_altered() -> None:
+                finish()
+                trial.info["check"] = ("altered",)
+
+            trial.finish = finish_altered
+        return trial
+
+    monkeypatch.setattr(bm, "kernel_trial", altered)
+    one_size = dataclasses.replace(SMALL, sweep=(("matching.kernel_1k", 1_000),))
+    with pytest.raises(bm.MatchingBenchError, match="two runs of the same rows"):
+        bm.sweep_rounds(one_size)

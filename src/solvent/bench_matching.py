@@ -630,6 +630,9 @@ def sweep_rounds(s: MatchSizes) -> SweepRuns:
             rate, info = time_info(partial(kernel_trial, "compiled", works[r],
                                            s.rows_per_call))
             runs.rates[r].append(rate)
+            if r in runs.info and repr(runs.info[r]["check"]) != repr(info["check"]):
+                raise MatchingBenchError(f"{r:,} resting: two runs of the same rows ended "
+                                         "in different states")
             runs.info[r] = info
             if factory is not None and k < 2:
                 rate, info = time_info(partial(peer_trial, factory, works[r], s.peer_ops))
@@ -648,8 +651,8 @@ def bench_size(s: MatchSizes, name: str, resting: int, sweep: SweepRuns) -> dict
     info = sweep.info[resting]
     twin: float | None = None
     if resting <= s.twin_sweep_max:
-        twin_repeats = s.repeats if resting <= 1_000 else 1  # refilling a big twin is slow
-        rates, twin_info = measure_cores(w, s.rows_per_call, twin_repeats, ("python",))
+        # (measure_cores runs a twin above 1,000 resting orders once: refilling it is slow)
+        rates, twin_info = measure_cores(w, s.rows_per_call, s.repeats, ("python",))
         twin = max(rates["python"])
         if repr(twin_info["python"]["check"]) != repr(info["check"]):
             raise MatchingBenchError(f"{name}: the books ended in different states")
