@@ -1257,15 +1257,17 @@ cdef class OrderBook:
         cdef int code
         cdef int64_t o, f
         # events go straight into the caller's array (no copy at the end): its length
-        # covers the room while the loop runs and is set to the items written after it
+        # covers the room while the loop runs and is set to the items written after it.
+        # Room for two events a row: the standard mix writes 1.4, and growing mid-call
+        # is a realloc that may copy everything written so far
         cdef int64_t* own_ev = self._ev
         cdef Py_ssize_t own_cap = self._ev_cap
         cdef Py_ssize_t base = len(events)
-        carray.resize(<carray.array>events, base + (n + 64) * REC)
+        carray.resize(<carray.array>events, base + (2 * n + 64) * REC)
         self._ev_arr = events
         self._ev_base = base
         self._ev = <int64_t*>(<carray.array>events).data.as_voidptr + base
-        self._ev_cap = (n + 64) * REC
+        self._ev_cap = (2 * n + 64) * REC
         self._ev_len = 0
         try:
             for i in range(n):

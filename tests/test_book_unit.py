@@ -583,7 +583,7 @@ def test_process_many_argument_errors(Book: Any) -> None:
 
 
 def test_process_many_events_outgrow_the_first_room(Book: Any) -> None:
-    """The compiled book writes events straight into ``events``, with room for about one
+    """The compiled book writes events straight into ``events``, with room for about two
     per row, and grows it as a call needs. One sweep of 500 makers in a 3-row call, after
     items already in the array: every event is there, in order, after those items, and the
     array's length is exactly what was written."""
