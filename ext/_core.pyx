@@ -33,9 +33,11 @@ are still accepted and take the twin's per-item path, with the twin's results.
 
 cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from libc.stdint cimport INT32_MIN, INT64_MAX, int32_t, int64_t, uint8_t
+from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc, PyMem_RawRealloc
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdint cimport INT32_MIN, INT64_MAX, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
-from libc.string cimport memset
+from libc.string cimport memcmp, memcpy, memset
 
 from solvent.core import codes as c
 
@@ -46,6 +48,12 @@ cdef extern from *:
     }
     """
     bint solvent_add_overflow(int64_t a, int64_t b, int64_t* r) noexcept nogil
+
+cdef extern from *:
+    """
+    #define solvent_prefetch_read(p) __builtin_prefetch((const void*)(p), 0, 3)
+    """
+    void solvent_prefetch_read(const void* p) noexcept nogil
 
 
 # Result codes, kinds and limits: the values of ``solvent.core.codes`` (checked
@@ -99,6 +107,14 @@ def _verify_constants():
 
 
 _verify_constants()
+
+
+def _verify_ref_limits():
+    """Fail the import if the ref index's C limits drift from ``core/refs.py``."""
+    from solvent.core import refs
+    if (MAX_TRANSFER_REFS, MAX_REF_TEXT_BYTES) != (refs.MAX_TRANSFER_REFS,
+                                                   refs.MAX_REF_TEXT_BYTES):
+        raise ImportError("solvent._core ref limits out of date with core/refs.py")
 
 
 
@@ -172,6 +188,281 @@ cdef inline int64_t _state_int(object value) except? -1:
     if overflow != 0:
         raise AssertionError(f"balance {value} out of range")
     return v
+
+
+# -- the transfer-ref index (mirror of ``solvent/core/refs.py``) ---------------------
+
+cdef extern from "Python.h":
+    # declared here without Cython's exception check: a NULL return is handled
+    # where it is called (the replay loop stops instead of raising)
+    const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size)
+    void PyErr_Clear()
+
+cdef enum:
+    MAX_TRANSFER_REFS = 2147483646      # (1 << 31) - 2, as in refs.py
+    MAX_REF_TEXT_BYTES = 1 << 16
+    REFS_MIN_SLOTS = 16
+    REPLAY_PREFETCH_AHEAD = 4
+
+ctypedef struct RefEntry:
+    int64_t hash            # the ref's Python str hash (kept for rehashing)
+    int64_t position
+    int64_t amount
+    int64_t text_off        # the ref's UTF-8 bytes, then the memo's, in the text arena
+    int32_t debit
+    int32_t credit
+    int32_t asset
+    int32_t ref_len
+    int32_t memo_len
+    int32_t _pad
+
+ctypedef struct RefSlot:
+    int32_t entry           # index into the entries, -1 for an empty slot
+    uint32_t tag            # the high 32 bits of the hash: most probes stop here
+
+
+cdef inline const char* _utf8(object text, Py_ssize_t* size) except NULL:
+    """The UTF-8 bytes of a str (borrowed from the str); ValueError if not encodable."""
+    cdef const char* p = PyUnicode_AsUTF8AndSize(text, size)
+    if p == NULL:
+        PyErr_Clear()
+        raise ValueError("text is not encodable as UTF-8")
+    return p
+
+
+cdef int64_t _ref_number(object value, str name, int64_t low, int64_t top) except? -1:
+    """An int in ``low..top`` for ``TransferRefs.add``; the twin's TypeError/ValueError."""
+    if type(value) is not int:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    cdef int overflow = 0
+    cdef long long v = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow != 0 or not low <= v <= top:
+        raise ValueError(f"{name} {value} is outside {low}..{top}")
+    return v
+
+
+@cython.final
+cdef class TransferRefs:
+    """ref -> what the transfer journaled under it moved (see ``core/refs.py``).
+
+    Storage: ``RefEntry`` rows in the order added (56 bytes each); the refs and
+    memos as UTF-8 in one text arena; an open-addressing table of ``RefSlot``
+    (linear probing, load at most 1/2, never a deletion) keyed by the ref's
+    Python ``hash()``, so a lookup costs the str hash that Python caches on the
+    object, one slot read and, only when the 32-bit tag matches, the entry and a
+    ``memcmp``. Everything is allocated with ``PyMem_Raw*`` (traced by
+    tracemalloc) and grown before anything is written, so an ``add`` that fails
+    (``MemoryError`` included) changes nothing.
+    """
+
+    cdef RefEntry* _entries
+    cdef Py_ssize_t _n
+    cdef Py_ssize_t _cap
+    cdef RefSlot* _slots
+    cdef Py_ssize_t _n_slots            # a power of two
+    cdef char* _text
+    cdef Py_ssize_t _text_len
+    cdef Py_ssize_t _text_cap
+    cdef Py_ssize_t _max
+
+    def __cinit__(self):
+        self._max = MAX_TRANSFER_REFS
+        self._entries = NULL
+        self._n = 0
+        self._cap = 0
+        self._slots = NULL
+        self._n_slots = 0
+        self._text = NULL
+        self._text_len = 0
+        self._text_cap = 0
+
+    def __dealloc__(self):
+        PyMem_RawFree(self._entries)
+        PyMem_RawFree(self._slots)
+        PyMem_RawFree(self._text)
+
+    def __init__(self, max_refs=MAX_TRANSFER_REFS):
+        if type(max_refs) is not int:
+            raise TypeError(f"max_refs must be an int, got {type(max_refs).__name__}")
+        if not 0 <= max_refs <= MAX_TRANSFER_REFS:
+            raise ValueError(f"max_refs {max_refs} is outside 0..{MAX_TRANSFER_REFS}")
+        self._max = max_refs
+
+    def __len__(self):
+        return self._n
+
+    @property
+    def max_refs(self):
+        """The most entries this index takes (``add`` raises OverflowError beyond)."""
+        return self._max
+
+    @property
+    def allocated_bytes(self):
+        """Bytes this index has allocated (entries, slots, text arena)."""
+        return (self._cap * sizeof(RefEntry) + self._n_slots * sizeof(RefSlot)
+                + self._text_cap)
+
+    cdef Py_ssize_t _find(self, Py_hash_t h, const char* ref, Py_ssize_t ref_len,
+                          Py_ssize_t* slot_out) noexcept:
+        """The entry of this ref, or -1 with ``slot_out`` the empty slot it would take."""
+        if self._n_slots == 0:
+            slot_out[0] = -1
+            return -1
+        cdef size_t mask = <size_t>(self._n_slots - 1)
+        cdef size_t i = <size_t>h & mask
+        cdef uint32_t tag = <uint32_t>((<uint64_t>h) >> 32)
+        cdef int32_t e
+        cdef RefEntry* row
+        while True:
+            e = self._slots[i].entry
+            if e < 0:
+                slot_out[0] = <Py_ssize_t>i
+                return -1
+            if self._slots[i].tag == tag:
+                row = &self._entries[e]
+                if (row.hash == h and row.ref_len == ref_len
+                        and memcmp(self._text + row.text_off, ref, <size_t>ref_len) == 0):
+                    return e
+            i = (i + 1) & mask
+
+    cdef inline void _prefetch(self, Py_hash_t h) noexcept:
+        """Ask for the slot where a lookup of this hash starts (a hint only)."""
+        if self._n_slots:
+            solvent_prefetch_read(&self._slots[<size_t>h & <size_t>(self._n_slots - 1)])
+
+    cdef int _reserve(self, Py_ssize_t text_bytes) except -1:
+        """Room for one more entry and ``text_bytes`` more text. MemoryError leaves the
+        index as it was (a rehash only happens once its new table is allocated)."""
+        cdef Py_ssize_t cap, n_slots, j
+        cdef size_t mask, i
+        cdef RefEntry* entries
+        cdef RefSlot* slots
+        cdef char* text
+        if self._n >= self._max:
+            raise OverflowError(f"the transfer-ref index is full ({self._max} refs)")
+        if self._n == self._cap:
+            cap = self._cap * 2 if self._cap else 64
+            if cap > MAX_TRANSFER_REFS:
+                cap = MAX_TRANSFER_REFS
+            entries = <RefEntry*>PyMem_RawRealloc(self._entries, <size_t>cap * sizeof(RefEntry))
+            if entries == NULL:
+                raise MemoryError("transfer-ref entries")
+            self._entries = entries
+            self._cap = cap
+        if self._text_len + text_bytes > self._text_cap:
+            cap = self._text_cap * 2 if self._text_cap else 4096
+            while cap < self._text_len + text_bytes:
+                cap *= 2
+            text = <char*>PyMem_RawRealloc(self._text, <size_t>cap)
+            if text == NULL:
+                raise MemoryError("transfer-ref text")
+            self._text = text
+            self._text_cap = cap
+        if 2 * (self._n + 1) > self._n_slots:
+            n_slots = self._n_slots * 2 if self._n_slots else REFS_MIN_SLOTS
+            slots = <RefSlot*>PyMem_RawMalloc(<size_t>n_slots * sizeof(RefSlot))
+            if slots == NULL:
+                raise MemoryError("transfer-ref table")
+            memset(slots, 0xFF, <size_t>n_slots * sizeof(RefSlot))
+            mask = <size_t>(n_slots - 1)
+            for j in range(self._n):
+                i = <size_t>self._entries[j].hash & mask
+                while slots[i].entry >= 0:
+                    i = (i + 1) & mask
+                slots[i].entry = <int32_t>j
+                slots[i].tag = <uint32_t>((<uint64_t>self._entries[j].hash) >> 32)
+            PyMem_RawFree(self._slots)
+            self._slots = slots
+            self._n_slots = n_slots
+        return 0
+
+    cdef void _put(self, Py_ssize_t slot, Py_hash_t h, const char* ref, Py_ssize_t ref_len,
+                   const char* memo, Py_ssize_t memo_len, int64_t debit, int64_t credit,
+                   int64_t asset, int64_t amount, int64_t position) noexcept:
+        """Write a new entry into ``slot`` (from ``_find``, after ``_reserve``)."""
+        cdef RefEntry* row = &self._entries[self._n]
+        row.hash = h
+        row.position = position
+        row.amount = amount
+        row.text_off = self._text_len
+        row.debit = <int32_t>debit
+        row.credit = <int32_t>credit
+        row.asset = <int32_t>asset
+        row.ref_len = <int32_t>ref_len
+        row.memo_len = <int32_t>memo_len
+        row._pad = 0
+        memcpy(self._text + self._text_len, ref, <size_t>ref_len)
+        memcpy(self._text + self._text_len + ref_len, memo, <size_t>memo_len)
+        self._text_len += ref_len + memo_len
+        self._slots[slot].entry = <int32_t>self._n
+        self._slots[slot].tag = <uint32_t>((<uint64_t>h) >> 32)
+        self._n += 1
+
+    cdef object _row(self, Py_ssize_t e):
+        cdef RefEntry* row = &self._entries[e]
+        memo = PyUnicode_DecodeUTF8(self._text + row.text_off + row.ref_len, row.memo_len, NULL)
+        return (row.debit, row.credit, row.asset, row.amount, memo, row.position)
+
+    def __contains__(self, ref):
+        if type(ref) is not str:
+            return False
+        cdef Py_ssize_t n = 0, slot
+        cdef const char* p = PyUnicode_AsUTF8AndSize(ref, &n)
+        if p == NULL:
+            PyErr_Clear()  # not encodable: cannot have been added
+            return False
+        return self._find(hash(ref), p, n, &slot) >= 0
+
+    def get(self, ref):
+        """The entry of ``ref`` as (debit, credit, asset, amount_minor, memo,
+        position), or None if no transfer used it."""
+        if type(ref) is not str:
+            raise TypeError(f"ref must be a str, got {type(ref).__name__}")
+        cdef Py_ssize_t n = 0, slot, e
+        cdef const char* p = PyUnicode_AsUTF8AndSize(ref, &n)
+        if p == NULL:
+            PyErr_Clear()
+            return None
+        e = self._find(hash(ref), p, n, &slot)
+        return None if e < 0 else self._row(e)
+
+    def add(self, ref, debit, credit, asset, amount_minor, memo, position):
+        """Record that the transfer at ``position`` used ``ref`` (errors as the twin's)."""
+        if type(ref) is not str or type(memo) is not str:
+            raise TypeError("ref and memo must be str")
+        cdef int64_t d = _ref_number(debit, "debit", 0, MAX_ACCOUNTS - 1)
+        cdef int64_t cr = _ref_number(credit, "credit", 0, MAX_ACCOUNTS - 1)
+        cdef int64_t a = _ref_number(asset, "asset", 0, MAX_ASSETS - 1)
+        cdef int64_t am = _ref_number(amount_minor, "amount_minor", 1, INT64_MAX)
+        cdef int64_t pos = _ref_number(position, "position", 1, INT64_MAX)
+        cdef Py_ssize_t ref_len = 0, memo_len = 0, slot
+        cdef const char* rp = _utf8(ref, &ref_len)
+        if ref_len > MAX_REF_TEXT_BYTES:
+            raise ValueError(f"ref of {ref_len} bytes exceeds {MAX_REF_TEXT_BYTES}")
+        cdef const char* mp = _utf8(memo, &memo_len)
+        if memo_len > MAX_REF_TEXT_BYTES:
+            raise ValueError(f"memo of {memo_len} bytes exceeds {MAX_REF_TEXT_BYTES}")
+        cdef Py_hash_t h = hash(ref)
+        if self._find(h, rp, ref_len, &slot) >= 0:
+            raise ValueError(f"ref {ref!r} is already in the index")
+        self._reserve(ref_len + memo_len)
+        self._find(h, rp, ref_len, &slot)  # the table may have been rebuilt
+        self._put(slot, h, rp, ref_len, mp, memo_len, d, cr, a, am, pos)
+
+    def export(self):
+        """Every entry as (ref, debit, credit, asset, amount_minor, memo, position),
+        in the order added."""
+        cdef Py_ssize_t e
+        cdef RefEntry* row
+        out = []
+        for e in range(self._n):
+            row = &self._entries[e]
+            ref = PyUnicode_DecodeUTF8(self._text + row.text_off, row.ref_len, NULL)
+            out.append((ref, *self._row(e)))
+        return out
+
+
+_verify_ref_limits()
 
 
 @cython.final
@@ -492,14 +783,18 @@ cdef class BalanceTable:
 
     def replay_transfers(
         self, records, Py_ssize_t start, object transferred, dict account_index,
-        dict asset_index, set wallets, dict refs, position, last_time_ns
+        dict asset_index, set wallets, TransferRefs refs, position, last_time_ns
     ):
         """Replay consecutive ``Transferred`` journal records (see the twin)."""
         cdef list recs = records
         cdef Py_ssize_t i, n = len(recs)
-        cdef object rec, ref, d_obj, c_obj, a_obj, p_obj, t_obj
+        cdef object rec, ref, memo, d_obj, c_obj, a_obj, p_obj, t_obj, ahead, ahead_ref
         cdef int64_t pos, last, p, t, d, cr, a, am = 0
         cdef int overflow = 0
+        cdef Py_ssize_t ref_len = 0, memo_len = 0, slot = 0
+        cdef const char* rp
+        cdef const char* mp
+        cdef Py_hash_t h
         pos = PyLong_AsLongLongAndOverflow(position, &overflow)
         if overflow:
             return start, position, last_time_ns
@@ -510,6 +805,14 @@ cdef class BalanceTable:
             rec = recs[i]
             if type(rec) is not transferred:
                 return i, pos, last
+            if i + REPLAY_PREFETCH_AHEAD < n:
+                # the ref table is too big for the cache on a long journal: ask for the
+                # slot of a later record's ref now (its str caches the hash)
+                ahead = recs[i + REPLAY_PREFETCH_AHEAD]
+                if type(ahead) is transferred:
+                    ahead_ref = ahead.ref
+                    if type(ahead_ref) is str:
+                        refs._prefetch(hash(ahead_ref))
             p_obj = rec.position
             t_obj = rec.time_ns
             if type(p_obj) is not int or type(t_obj) is not int:
@@ -521,7 +824,24 @@ cdef class BalanceTable:
             if overflow:
                 return i, pos, last
             ref = rec.ref
-            if ref in refs:
+            memo = rec.memo
+            if type(ref) is not str or type(memo) is not str:
+                return i, pos, last
+            rp = PyUnicode_AsUTF8AndSize(ref, &ref_len)
+            if rp == NULL:
+                PyErr_Clear()
+                return i, pos, last
+            mp = PyUnicode_AsUTF8AndSize(memo, &memo_len)
+            if mp == NULL:
+                PyErr_Clear()
+                return i, pos, last
+            if (ref_len > MAX_REF_TEXT_BYTES or memo_len > MAX_REF_TEXT_BYTES
+                    or refs._n >= refs._max):
+                return i, pos, last
+            # room first (MemoryError here has changed nothing), then the slot
+            refs._reserve(ref_len + memo_len)
+            h = hash(ref)
+            if refs._find(h, rp, ref_len, &slot) >= 0:
                 return i, pos, last
             d_obj = account_index.get(rec.from_account)
             c_obj = account_index.get(rec.to_account)
@@ -537,7 +857,7 @@ cdef class BalanceTable:
             a = _arg_index(a_obj)
             if self._check_pair(d, cr, a, am) != OK or self._post(d, cr, a, am, False) != OK:
                 return i, pos, last
-            refs[ref] = rec
+            refs._put(slot, h, rp, ref_len, mp, memo_len, d, cr, a, am, p)
             pos = p
             if t > last:
                 last = t

@@ -19,6 +19,7 @@ import solvent
 from conftest import Clock, Exchange, assert_books_balance, build_exchange, observe
 from solvent import records as r
 from solvent.core import codes as c
+from solvent.core import refs_class
 
 BTC = 10**8
 INT64_MAX = 2**63 - 1
@@ -624,6 +625,24 @@ def test_bulk_columns_must_be_int_sequences(
     rejects(led, solvent.InvalidArgument, "invalid_argument",
             lambda: led.transfer_many(bad, [2], [0], [1], ref="b"),  # type: ignore[arg-type]
             "from_index")
+
+
+def test_transfer_ref_index_full(led: solvent.Ledger, ex: Exchange) -> None:
+    """A full transfer-ref index refuses the next transfer before anything moves. (The
+    limit is 2^31 - 2; the ledger's index is swapped for a real one of the same core with
+    room for the entries it holds and one more.)"""
+    led.transfer("c000", "c001", "BTC", "0.1", ref="pay-1")
+    state = led._state
+    small = refs_class(state.core_name)(max_refs=len(state.transfer_refs) + 1)
+    for row in state.transfer_refs.export():
+        small.add(*row)
+    state.transfer_refs = small
+    led.transfer("c000", "c001", "BTC", "0.1", ref="pay-2")
+    exc = rejects(led, solvent.LimitExceeded, "limit_exceeded",
+                  transfer(led, "0.1", ref="pay-3"), "transfer-ref index", "maximum")
+    assert exc.details["ref"] == "pay-3"
+    # a retry of a journaled transfer is still answered
+    assert led.transfer("c000", "c001", "BTC", "0.1", ref="pay-2").replayed
 
 
 def test_bulk_empty_and_too_large(led: solvent.Ledger, ex: Exchange) -> None:

@@ -387,6 +387,38 @@ def test_snapshot_then_reopen_with_each_core(store_url: str, core: str) -> None:
             again.close()
 
 
+@pytest.mark.parametrize("snapshot", [False, True], ids=["replayed", "from-snapshot"])
+def test_transfer_refs_survive_reopen(store_url: str, core: str, snapshot: bool) -> None:
+    """The idempotency index is rebuilt on open (by replay, or from a snapshot): a retry
+    gets the original receipt, other content under the ref is DuplicateRef naming what
+    the ref was used for; non-ASCII refs and memos included."""
+    skip_unless_persistent(store_url)
+    led = open_ledger(store_url, core)
+    ex = build_exchange(led, customers=3, customer_btc=1)
+    a, b, c = ex.customers
+    first = led.transfer(a, b, "BTC", "0.1", ref="loyer-é", memo="mars é ✓")
+    plain = led.transfer(b, c, "BTC", "0.2", ref="t-2")
+    if snapshot:
+        led.snapshot()
+    expected = observe(led)
+    led.close()
+    for reopen_core in ("compiled", "python"):
+        again = solvent.Ledger.open(store_url, core=reopen_core)
+        try:
+            retry = again.transfer(a, b, "BTC", "0.10", ref="loyer-é", memo="mars é ✓")
+            assert retry == solvent.Receipt(position=first.position, ref="loyer-é",
+                                            replayed=True)
+            assert again.transfer(b, c, "BTC", "0.2", ref="t-2").position == plain.position
+            with pytest.raises(solvent.DuplicateRef) as info:
+                again.transfer(a, b, "BTC", "0.1", ref="loyer-é", memo="avril")
+            assert all(s in str(info.value) for s in ("loyer-é", "10000000", "BTC", a, b))
+            with pytest.raises(solvent.DuplicateRef):
+                again.transfer(a, c, "BTC", "0.2", ref="t-2")
+            assert observe(again) == expected
+        finally:
+            again.close()
+
+
 def _two_writers(url: str, core: str) -> tuple[solvent.Ledger, solvent.Ledger]:
     first = open_ledger(url, core)
     build_exchange(first, customers=2, customer_btc=1)

@@ -1,7 +1,8 @@
 """The replay loop ``replay_transfers``: compiled core against the twin.
 
 Both cores must apply exactly the same prefix of a run of ``Transferred``
-records, stop at the same record, and leave identical balances and refs.
+records, stop at the same record, and leave identical balances and refs (each
+core with its own ``TransferRefs``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,13 @@ from hypothesis import strategies as st
 
 from solvent import records as r
 from solvent._core import BalanceTable as Compiled
+from solvent._core import TransferRefs as CompiledRefs
 from solvent.core import codes as c
+from solvent.core.refs import MAX_REF_TEXT_BYTES
+from solvent.core.refs import TransferRefs as TwinRefs
 from solvent.core.twin import BalanceTable as Twin
+
+REFS = {Twin: TwinRefs, Compiled: CompiledRefs}
 
 NAMES = ["w", "a", "b", "c", "ghost"]  # "w" is a wallet, "ghost" is not registered
 
@@ -30,13 +36,18 @@ def _setup(cls: Any) -> tuple[Any, dict[str, int], dict[str, int], set[int]]:
     return t, accounts, {"BTC": 0}, {w}
 
 
+# refs and memos the index must refuse (and the loop stop at): a lone surrogate,
+# text past the limit, a non-str
+LONG = "x" * (MAX_REF_TEXT_BYTES + 1)
 record = st.builds(
-    lambda frm, to, asset, amount, ref, dpos, dt: (frm, to, asset, amount, ref, dpos, dt),
+    lambda frm, to, asset, amount, ref, memo, dpos, dt: (frm, to, asset, amount, ref, memo,
+                                                         dpos, dt),
     st.sampled_from(NAMES),
     st.sampled_from(NAMES),
     st.sampled_from(["BTC", "BTC", "BTC", "ETH"]),
     st.one_of(st.integers(1, 1_500), st.sampled_from([0, -1, 2**63, 2**63 - 1])),
-    st.sampled_from(["r1", "r2", "r3", "r4", "r5", "r6"]),
+    st.sampled_from(["r1", "r2", "r3", "r4", "r5", "r6", "ré", "r\ud800", LONG, 7]),
+    st.sampled_from(["", "", "m", "é ✓", "\udfff", LONG, None]),
     st.sampled_from([1, 1, 1, 1, 0, 2]),
     st.integers(-5, 5),
 )
@@ -45,7 +56,7 @@ record = st.builds(
 def _records(spec: list[tuple[Any, ...]]) -> list[r.Transferred | r.AccountFrozen]:
     out: list[r.Transferred | r.AccountFrozen] = []
     pos, t = 0, 1_000
-    for frm, to, asset, amount, ref, dpos, dt in spec:
+    for frm, to, asset, amount, ref, memo, dpos, dt in spec:
         pos += dpos
         t += dt
         if ref == "r6":  # another record kind stops the loop
@@ -53,23 +64,25 @@ def _records(spec: list[tuple[Any, ...]]) -> list[r.Transferred | r.AccountFroze
                                        reason="x"))
             continue
         out.append(r.Transferred(position=pos, time_ns=t, actor="x", ref=ref, from_account=frm,
-                                 to_account=to, asset=asset, amount_minor=amount))
+                                 to_account=to, asset=asset, amount_minor=amount, memo=memo))
     return out
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(record, max_size=12), st.integers(0, 3))
-def test_compiled_replay_loop_matches_twin(spec: list[tuple[Any, ...]], start: int) -> None:
+@given(st.lists(record, max_size=12), st.integers(0, 3), st.sampled_from([2, 3, 100]))
+def test_compiled_replay_loop_matches_twin(
+    spec: list[tuple[Any, ...]], start: int, max_refs: int
+) -> None:
     recs = _records(spec)
     start = min(start, len(recs))
     results = []
     for cls in (Twin, Compiled):
         table, accounts, assets, wallets = _setup(cls)
-        refs: dict[str, Any] = {}
+        refs = REFS[cls](max_refs=max_refs)
         out = table.replay_transfers(recs, start, r.Transferred, accounts, assets, wallets,
                                      refs, 0, 999)
         table.check_invariants()
-        results.append((tuple(out), table.export_state(), sorted(refs)))
+        results.append((tuple(out), table.export_state(), refs.export()))
     assert results[0] == results[1]
     # every record before the stop was applied, each one position further
     stop, position, _ = results[0][0]
@@ -87,9 +100,9 @@ def test_replay_loop_stops_at_refused_record_and_changes_nothing_for_it() -> Non
             r.Transferred(position=2, time_ns=4, actor="x", ref="t2", from_account="a",
                           to_account="b", asset="BTC", amount_minor=600),  # overdraws a
         ]
-        refs: dict[str, Any] = {}
+        refs = REFS[cls]()
         assert table.replay_transfers(recs, 0, r.Transferred, accounts, assets, wallets,
                                       refs, 0, 0) == (1, 1, 5)
-        assert list(refs) == ["t1"]
+        assert [row[0] for row in refs.export()] == ["t1"]
         assert table.available(accounts["a"], 0) == 400
         assert table.available(accounts["b"], 0) == 1_600

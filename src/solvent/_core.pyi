@@ -5,6 +5,33 @@ from typing import Any, SupportsIndex, final
 
 from typing_extensions import Buffer
 
+RefEntry = tuple[int, int, int, int, str, int]
+
+@final
+class TransferRefs:
+    """ref -> (debit, credit, asset, amount_minor, memo, position): mirror of
+    ``solvent.core.refs.TransferRefs`` over C arrays."""
+
+    def __init__(self, max_refs: int = ...) -> None: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, ref: object) -> bool: ...
+    @property
+    def max_refs(self) -> int: ...
+    @property
+    def allocated_bytes(self) -> int: ...
+    def get(self, ref: str) -> RefEntry | None: ...
+    def add(
+        self,
+        ref: str,
+        debit: int,
+        credit: int,
+        asset: int,
+        amount_minor: int,
+        memo: str,
+        position: int,
+    ) -> None: ...
+    def export(self) -> list[tuple[str, int, int, int, int, str, int]]: ...
+
 @final
 class BalanceTable:
     """Balances of every account in every asset, with checked operations."""
@@ -51,7 +78,7 @@ class BalanceTable:
         account_index: dict[str, int],
         asset_index: dict[str, int],
         wallets: set[int],
-        refs: dict[str, Any],
+        refs: TransferRefs,
         position: int,
         last_time_ns: int,
     ) -> tuple[int, int, int]: ...

@@ -442,14 +442,23 @@ class Ledger(CustodyCommands, MarketCommands):
                 )
             prior = self._state.transfer_refs.get(ref)
             if prior is not None:
-                if (prior.from_account, prior.to_account, prior.asset, prior.amount_minor,
-                        prior.memo) != (from_account, to_account, asset, amount_minor, memo):
+                p_debit, p_credit, p_asset, p_amount, p_memo, p_position = prior
+                if (p_debit, p_credit, p_asset, p_amount, p_memo) != (
+                        debit, credit, a, amount_minor, memo):
+                    names = self._state.account_names
                     raise e.DuplicateRef(
-                        f"transfer ref {ref!r} was used for {prior.amount_minor} minor units of "
-                        f"{prior.asset} from {prior.from_account!r} to {prior.to_account!r}",
+                        f"transfer ref {ref!r} was used for {p_amount} minor units of "
+                        f"{self._state.asset_names[p_asset]} from {names[p_debit]!r} to "
+                        f"{names[p_credit]!r}",
                         ref=ref,
                     )
-                return Receipt(position=prior.position, ref=ref, replayed=True)
+                return Receipt(position=p_position, ref=ref, replayed=True)
+            refs = self._state.transfer_refs
+            if len(refs) >= refs.max_refs:  # checked before the post: nothing half-applied
+                raise e.LimitExceeded(
+                    f"the transfer-ref index holds its maximum of {refs.max_refs} transfers",
+                    ref=ref,
+                )
             code = self._state.do_post(debit, credit, a, amount_minor)
             if code:
                 rejection = self._rejection(code, "transfer", from_account, asset, amount_minor,
@@ -744,8 +753,11 @@ class Ledger(CustodyCommands, MarketCommands):
         rec = cls(position=state.position + 1, time_ns=self._now(), actor=actor, ref=ref,
                   **fields)
         state.advance(rec)
-        if isinstance(rec, r.Transferred):  # the idempotency index keeps the record itself
-            state.transfer_refs[ref] = rec
+        if isinstance(rec, r.Transferred):  # the idempotency index, by number
+            state.transfer_refs.add(
+                ref, state.account_index[rec.from_account], state.account_index[rec.to_account],
+                state.asset_index[rec.asset], rec.amount_minor, rec.memo, rec.position,
+            )
         self._pending.append(rec)  # type: ignore[arg-type]
         if self._depth == 0:
             self._commit()

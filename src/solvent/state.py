@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from solvent import records as r
-from solvent.core import BalanceCore, core_class
+from solvent.core import BalanceCore, RefIndex, core_class, refs_class
 from solvent.core import codes as c
 from solvent.custody import CustodyState
 from solvent.errors import TamperDetected
@@ -74,8 +74,9 @@ class LedgerState:
         self.actors: dict[str, str] = dict(BUILTIN_ACTORS)
         # (wallet, ref) -> (account, asset, amount_minor, position)
         self.deposit_refs: dict[tuple[str, str], tuple[str, str, int, int]] = {}
-        # ref -> the Transferred record that used it (no copy: the record itself)
-        self.transfer_refs: dict[str, r.Transferred] = {}
+        # ref -> (debit, credit, asset, amount_minor, memo, position) of the transfer
+        # that used it, by number (solvent.core.refs; compiled: C arrays)
+        self.transfer_refs: RefIndex = refs_class(core)()
         # ref -> (content digest, position)
         self.bulk_refs: dict[str, tuple[bytes, int]] = {}
         self.position = 0
@@ -205,7 +206,7 @@ class LedgerState:
         self.deposit_refs[key] = (rec.account, rec.asset, rec.amount_minor, rec.position)
 
     def _apply_transfer(self, rec: r.Transferred) -> None:
-        if rec.ref in self.transfer_refs:
+        if not isinstance(rec.ref, str) or rec.ref in self.transfer_refs:
             raise self._refuse(rec, "repeats a transfer ref")
         debit = self.account_index[rec.from_account]
         credit = self.account_index[rec.to_account]
@@ -214,7 +215,8 @@ class LedgerState:
         code = self.do_post(debit, credit, self.asset_index[rec.asset], rec.amount_minor)
         if code:
             raise self._refuse(rec, f"is refused by the core ({c.CODE_NAMES[code]})")
-        self.transfer_refs[rec.ref] = rec
+        self.transfer_refs.add(rec.ref, debit, credit, self.asset_index[rec.asset],
+                               rec.amount_minor, rec.memo, rec.position)
 
     def _apply_bulk(self, rec: r.TransfersBulk) -> None:
         raw = (rec.from_index, rec.to_index, rec.asset_index, rec.amount_minor)
@@ -258,6 +260,7 @@ class LedgerState:
     # -- snapshots -----------------------------------------------------------------
 
     def to_snapshot(self) -> Snapshot:
+        names = self.account_names
         return Snapshot(
             version=self.version,
             position=self.position,
@@ -268,8 +271,8 @@ class LedgerState:
             actors={k: v for k, v in self.actors.items() if k not in BUILTIN_ACTORS},
             deposit_refs=[(w, ref, *v) for (w, ref), v in self.deposit_refs.items()],
             transfer_refs=[
-                (ref, t.from_account, t.to_account, t.asset, t.amount_minor, t.memo, t.position)
-                for ref, t in self.transfer_refs.items()
+                (ref, names[debit], names[credit], self.asset_names[asset], amount, memo, pos)
+                for ref, debit, credit, asset, amount, memo, pos in self.transfer_refs.export()
             ],
             bulk_refs=[(ref, d, p) for ref, (d, p) in self.bulk_refs.items()],
             core=self.core.export_state(),
@@ -298,10 +301,8 @@ class LedgerState:
         for w, ref, acct, asset, amount, pos in snap.deposit_refs:
             st.deposit_refs[(w, ref)] = (acct, asset, amount, pos)
         for ref, frm, to, asset, amount, memo, pos in snap.transfer_refs:
-            st.transfer_refs[ref] = r.Transferred(
-                position=pos, time_ns=0, actor="", ref=ref, from_account=frm, to_account=to,
-                asset=asset, amount_minor=amount, memo=memo,
-            )
+            st.transfer_refs.add(ref, st.account_index[frm], st.account_index[to],
+                                 st.asset_index[asset], amount, memo, pos)
         for ref, d, p in snap.bulk_refs:
             st.bulk_refs[ref] = (d, p)
         st.custody.load(snap.custody)

@@ -52,12 +52,25 @@ class BalanceCore(Protocol):
         account_index: dict[str, int],
         asset_index: dict[str, int],
         wallets: set[int],
-        refs: dict[str, Any],
+        refs: RefIndex,
         position: int,
         last_time_ns: int,
     ) -> tuple[int, int, int]: ...
     def check_invariants(self) -> None: ...
     def export_state(self) -> dict[str, Any]: ...
+
+
+class RefIndex(Protocol):
+    """What the ledger needs from a transfer-ref index (see ``refs.TransferRefs``)."""
+
+    def __len__(self) -> int: ...
+    def __contains__(self, ref: object) -> bool: ...
+    @property
+    def max_refs(self) -> int: ...
+    def get(self, ref: str) -> tuple[int, int, int, int, str, int] | None: ...
+    def add(self, ref: str, debit: int, credit: int, asset: int, amount_minor: int,
+            memo: str, position: int) -> None: ...
+    def export(self) -> list[tuple[str, int, int, int, int, str, int]]: ...
 
 
 def core_class(core: str) -> Any:
@@ -70,4 +83,19 @@ def core_class(core: str) -> Any:
         from solvent import _core
 
         return _core.BalanceTable
+    raise ValueError(f"unknown core {core!r}: choose one of {', '.join(CORES)}")
+
+
+def refs_class(core: str) -> Any:
+    """Return the TransferRefs class of the named core: ``solvent._core.TransferRefs``
+    (compiled, whose ``replay_transfers`` takes only this class) or
+    ``solvent.core.refs.TransferRefs`` (the twin)."""
+    if core == "python":
+        from solvent.core.refs import TransferRefs
+
+        return TransferRefs
+    if core == "compiled":
+        from solvent import _core
+
+        return _core.TransferRefs
     raise ValueError(f"unknown core {core!r}: choose one of {', '.join(CORES)}")

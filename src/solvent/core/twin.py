@@ -30,9 +30,13 @@ The compiled core in ``ext/_core.pyx`` mirrors every name here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from solvent.core import codes as c
+from solvent.core.refs import text_bytes
+
+if TYPE_CHECKING:
+    from solvent.core import RefIndex
 
 StateDump = dict[str, Any]
 
@@ -304,20 +308,22 @@ class BalanceTable:
         account_index: dict[str, int],
         asset_index: dict[str, int],
         wallets: set[int],
-        refs: dict[str, Any],
+        refs: RefIndex,
         position: int,
         last_time_ns: int,
     ) -> tuple[int, int, int]:
         """Replay consecutive ``Transferred`` journal records, from ``records[start]``.
 
         A record is applied here only when it fits exactly: it is of type
-        ``transferred``, its ``position`` is ``position + 1``, its ``ref`` is not in
-        ``refs``, its accounts and asset are registered, neither account is a
-        wallet (in ``wallets``), and ``post`` applies it. Then ``refs[ref] = rec``.
-        At the first record that does not fit, nothing is changed for it and the
-        loop stops. Returns (index of that record or ``len(records)``, position,
-        last_time_ns). The caller replays the stopping record the slow way (where
-        a record that does not fit is reported as tampering).
+        ``transferred``, its ``position`` is ``position + 1``, its ``ref`` (a str)
+        is not in ``refs`` (a ``TransferRefs``), its accounts and asset are
+        registered, neither account is a wallet (in ``wallets``), its ``memo`` is
+        a str and both texts fit the index (``MAX_REF_TEXT_BYTES``, room under
+        ``refs.max_refs``), and ``post`` applies it. Then ``refs.add`` records
+        it. At the first record that does not fit, nothing is changed for it and
+        the loop stops. Returns (index of that record or ``len(records)``,
+        position, last_time_ns). The caller replays the stopping record the slow
+        way (where a record that does not fit is reported as tampering).
         """
         n = len(records)
         for i in range(start, n):
@@ -326,6 +332,9 @@ class BalanceTable:
                 return i, position, last_time_ns
             p = rec.position
             ref = rec.ref
+            memo = rec.memo
+            if type(ref) is not str or type(memo) is not str or not _fits_index(refs, ref, memo):
+                return i, position, last_time_ns
             debit = account_index.get(rec.from_account, -1)
             credit = account_index.get(rec.to_account, -1)
             a = asset_index.get(rec.asset, -1)
@@ -343,7 +352,7 @@ class BalanceTable:
                 or self.post(debit, credit, a, rec.amount_minor) != c.OK
             ):
                 return i, position, last_time_ns
-            refs[ref] = rec
+            refs.add(ref, debit, credit, a, rec.amount_minor, memo, p)
             position = p
             if rec.time_ns > last_time_ns:
                 last_time_ns = rec.time_ns
@@ -423,3 +432,13 @@ class BalanceTable:
             t._totals[a][k] += av + hd
         t.check_invariants()
         return t
+
+
+def _fits_index(refs: RefIndex, ref: str, memo: str) -> bool:
+    """Whether ``refs.add`` would take these texts (and one more entry)."""
+    try:
+        text_bytes(ref, "ref")
+        text_bytes(memo, "memo")
+    except ValueError:
+        return False
+    return len(refs) < refs.max_refs
