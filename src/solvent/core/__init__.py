@@ -52,7 +52,7 @@ class BalanceCore(Protocol):
         account_index: dict[str, int],
         asset_index: dict[str, int],
         wallets: set[int],
-        refs: RefIndex,
+        refs: Any,  # the same core's TransferRefs (refs_class)
         position: int,
         last_time_ns: int,
     ) -> tuple[int, int, int]: ...

@@ -112,6 +112,28 @@ class TransferRefs:
             raise ValueError(f"ref {ref!r} is already in the index")
         if len(self._refs) >= self._max:
             raise OverflowError(f"the transfer-ref index is full ({self._max} refs)")
+        self._put(ref, debit, credit, asset, amount_minor, memo, position)
+
+    def _room_for(self, ref: str, memo: str) -> bool:
+        """Whether ``add`` would take a new entry with these texts: the ref is new,
+        both texts encode within ``MAX_REF_TEXT_BYTES`` and there is room (the replay
+        loop's check; it then calls ``_put``)."""
+        if ref in self._refs or len(self._refs) >= self._max:
+            return False
+        if (ref.isascii() and memo.isascii() and len(ref) <= MAX_REF_TEXT_BYTES
+                and len(memo) <= MAX_REF_TEXT_BYTES):
+            return True  # (ASCII: one byte a character)
+        try:
+            text_bytes(ref, "ref")
+            text_bytes(memo, "memo")
+        except ValueError:
+            return False
+        return True
+
+    def _put(self, ref: str, debit: int, credit: int, asset: int, amount_minor: int,
+             memo: str, position: int) -> None:
+        """``add`` without its checks, for a caller that has made them (the replay loop:
+        a new ref, texts that fit, room left, numbers the balance core accepted)."""
         self._refs[ref] = (debit, credit, asset, amount_minor, memo, position)
 
     def export(self) -> list[tuple[str, int, int, int, int, str, int]]:

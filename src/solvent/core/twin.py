@@ -30,13 +30,10 @@ The compiled core in ``ext/_core.pyx`` mirrors every name here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from solvent.core import codes as c
-from solvent.core.refs import text_bytes
-
-if TYPE_CHECKING:
-    from solvent.core import RefIndex
+from solvent.core.refs import TransferRefs
 
 StateDump = dict[str, Any]
 
@@ -308,22 +305,23 @@ class BalanceTable:
         account_index: dict[str, int],
         asset_index: dict[str, int],
         wallets: set[int],
-        refs: RefIndex,
+        refs: TransferRefs,
         position: int,
         last_time_ns: int,
     ) -> tuple[int, int, int]:
         """Replay consecutive ``Transferred`` journal records, from ``records[start]``.
 
         A record is applied here only when it fits exactly: it is of type
-        ``transferred``, its ``position`` is ``position + 1``, its ``ref`` (a str)
-        is not in ``refs`` (a ``TransferRefs``), its accounts and asset are
-        registered, neither account is a wallet (in ``wallets``), its ``memo`` is
-        a str and both texts fit the index (``MAX_REF_TEXT_BYTES``, room under
-        ``refs.max_refs``), and ``post`` applies it. Then ``refs.add`` records
-        it. At the first record that does not fit, nothing is changed for it and
-        the loop stops. Returns (index of that record or ``len(records)``,
-        position, last_time_ns). The caller replays the stopping record the slow
-        way (where a record that does not fit is reported as tampering).
+        ``transferred``, its ``position`` is ``position + 1``, its ``ref`` and
+        ``memo`` are str and ``refs`` (a ``TransferRefs``) has room for them (a new
+        ref, texts within ``MAX_REF_TEXT_BYTES``, fewer than ``max_refs``
+        entries), its accounts and asset are registered, neither account is a
+        wallet (in ``wallets``), and ``post`` applies it. Then ``refs._put`` (``add``
+        without the checks just made) records it. At the first record that does
+        not fit, nothing is changed for it and the loop stops. Returns (index of
+        that record or ``len(records)``, position, last_time_ns). The caller
+        replays the stopping record the slow way (where a record that does not
+        fit is reported as tampering).
         """
         n = len(records)
         for i in range(start, n):
@@ -333,7 +331,7 @@ class BalanceTable:
             p = rec.position
             ref = rec.ref
             memo = rec.memo
-            if type(ref) is not str or type(memo) is not str or not _fits_index(refs, ref, memo):
+            if type(ref) is not str or type(memo) is not str or not refs._room_for(ref, memo):
                 return i, position, last_time_ns
             debit = account_index.get(rec.from_account, -1)
             credit = account_index.get(rec.to_account, -1)
@@ -341,7 +339,6 @@ class BalanceTable:
             if (
                 type(p) is not int
                 or p != position + 1
-                or ref in refs
                 or debit < 0
                 or credit < 0
                 or a < 0
@@ -352,7 +349,7 @@ class BalanceTable:
                 or self.post(debit, credit, a, rec.amount_minor) != c.OK
             ):
                 return i, position, last_time_ns
-            refs.add(ref, debit, credit, a, rec.amount_minor, memo, p)
+            refs._put(ref, debit, credit, a, rec.amount_minor, memo, p)
             position = p
             if rec.time_ns > last_time_ns:
                 last_time_ns = rec.time_ns
@@ -433,12 +430,3 @@ class BalanceTable:
         t.check_invariants()
         return t
 
-
-def _fits_index(refs: RefIndex, ref: str, memo: str) -> bool:
-    """Whether ``refs.add`` would take these texts (and one more entry)."""
-    try:
-        text_bytes(ref, "ref")
-        text_bytes(memo, "memo")
-    except ValueError:
-        return False
-    return len(refs) < refs.max_refs
