@@ -12,6 +12,7 @@ to byte-identical trees.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import json
@@ -27,6 +28,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import solvent
 from solvent import proof as P
 from solvent.errors import BalanceOverflow, InvalidAmount, InvalidArgument
 from solvent.proof import (
@@ -805,3 +807,25 @@ def test_bench_helpers_run_small() -> None:
     assert root["unit"] == "s" and root["params"]["leaves"] == 2_000
     assert P.bench_inclusion_proofs(50, leaves=300, repeats=1)["value"] > 0
     assert P.bench_verify_inclusion(50, leaves=300, repeats=1)["value"] > 0
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_gc_paused_restores_the_collector_as_it_was(enabled: bool) -> None:
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        with P.gc_paused():
+            assert not gc.isenabled()
+        assert gc.isenabled() is enabled
+        with pytest.raises(ZeroDivisionError), P.gc_paused():
+            1 // 0  # noqa: B018
+        assert gc.isenabled() is enabled
+        # a root build pauses it for its gather and build, and restores it
+        led = solvent.Ledger.open("memory:")
+        led.register_asset("BTC", 8)
+        led.open_account("alice")
+        led.liabilities_root("BTC")
+        assert gc.isenabled() is enabled
+        led.close()
+    finally:
+        (gc.enable if was else gc.disable)()
