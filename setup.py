@@ -47,7 +47,8 @@ if _have_openssl_headers():
             "solvent._proof",
             ["ext/_proof.pyx"],
             libraries=["crypto"],
-            extra_compile_args=["-O3"],
+            extra_compile_args=["-O3", "-pthread"],  # hashes on two threads
+            extra_link_args=["-pthread"],
         )
     )
 else:

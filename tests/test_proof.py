@@ -235,6 +235,34 @@ def test_compiled_and_twin_build_identical_trees(n: int) -> None:
     assert c._levels == p._levels and c._keys == p._keys and c.root == p.root
 
 
+@pytest.mark.skipif(not HAVE_COMPILED, reason="solvent._proof is not built")
+def test_one_or_two_workers_give_the_same_bytes() -> None:
+    """Above PARALLEL_MIN_HASHES the compiled helper sorts and hashes in two halves on
+    two threads: keys, levels and leaf keys are byte for byte the one-thread ones and
+    the twin's, and a duplicate key split across the halves is still found."""
+    from solvent import _proof
+
+    n = 2 * _proof.PARALLEL_MIN_HASHES + 3  # odd: padded levels on both paths
+    leaves = P.bench_leaves(n, seed=11)
+    args = (P.LEAF_TAG, P.NODE_TAG, P.PAD_HASH)
+    one = _proof.build_levels(leaves, *args, workers=1)
+    two = _proof.build_levels(leaves, *args, workers=2)
+    assert one == two and one[0] == 0
+    twin = P.build_tree(ASSET, 1, leaves, implementation="python")
+    assert list(two[3]) == twin._levels and two[2] == twin._keys
+    dup = list(leaves)
+    dup[-1] = (dup[0][0], 5)  # the same key first and last: one in each half
+    for w in (1, 2):
+        code, _, key, _ = _proof.build_levels(dup, *args, workers=w)
+        assert (code, key) == (6, dup[0][0])  # DUPLICATE_KEY
+    ids = [f"c{i:07d}-é" for i in range(n)]
+    secret = b"k" * 32
+    keys1 = _proof.leaf_keys(secret, ids, P.NONCE_TAG, P.KEY_TAG, P.MAX_ID_CHARS, workers=1)
+    keys2 = _proof.leaf_keys(secret, ids, P.NONCE_TAG, P.KEY_TAG, P.MAX_ID_CHARS, workers=2)
+    assert keys1 == keys2 and keys2[0] == -1
+    assert keys2[1][::997] == P.leaf_keys(secret, ids[::997], implementation="python")
+
+
 def test_root_is_independent_of_leaf_order(book: Book) -> None:
     pairs = list(zip(book.keys, BALANCES, strict=True))
     rnd = random.Random(7)
