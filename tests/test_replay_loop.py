@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,9 +18,12 @@ from solvent import records as r
 from solvent._core import BalanceTable as Compiled
 from solvent._core import TransferRefs as CompiledRefs
 from solvent.core import codes as c
+from solvent.core import refs_class
 from solvent.core.refs import MAX_REF_TEXT_BYTES
 from solvent.core.refs import TransferRefs as TwinRefs
 from solvent.core.twin import BalanceTable as Twin
+from solvent.errors import TamperDetected
+from solvent.state import LedgerState
 
 REFS = {Twin: TwinRefs, Compiled: CompiledRefs}
 
@@ -106,3 +111,46 @@ def test_replay_loop_stops_at_refused_record_and_changes_nothing_for_it() -> Non
         assert [row[0] for row in refs.export()] == ["t1"]
         assert table.available(accounts["a"], 0) == 400
         assert table.available(accounts["b"], 0) == 1_600
+
+
+@pytest.mark.parametrize("core", ["compiled", "python"])
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"ref": 7}, "not a str"),
+        ({"memo": None}, "not a str"),
+        ({"ref": "r\ud800"}, "does not apply"),
+        ({"memo": "x" * (MAX_REF_TEXT_BYTES + 1)}, "does not apply"),
+        ({"ref": "t1"}, "repeats a transfer ref"),
+        ({"max_refs": 1}, "overflows the transfer-ref index"),
+    ],
+)
+def test_slow_path_refuses_what_the_index_cannot_take(
+    core: str, fields: dict[str, Any], words: str
+) -> None:
+    """A record the replay loop stops at goes through ``LedgerState.apply``, which
+    reports it as tampering (never a bare TypeError) and changes nothing."""
+    state = LedgerState(core)
+    state.do_register_asset("BTC", 8)
+    w = state.core.add_account(c.KIND_WALLET, 0)
+    state.account_names.append("w")
+    state.account_index["w"] = w
+    state.wallet_accounts.add(w)
+    for name in ("a", "b"):
+        state.do_open_account(name, c.KIND_CUSTOMER)
+        assert state.do_post(w, state.account_index[name], 0, 1_000) == c.OK
+    first = r.Transferred(position=1, time_ns=1, actor="x", ref="t1", from_account="a",
+                          to_account="b", asset="BTC", amount_minor=5)
+    state.apply_records([first])
+    fields = dict(fields)  # (the parameter is shared by both cores' runs)
+    if "max_refs" in fields:  # a full index: the same entries in one with no more room
+        full = refs_class(core)(max_refs=fields.pop("max_refs"))
+        for row in state.transfer_refs.export():
+            full.add(*row)
+        state.transfer_refs = full
+    before = (state.core.export_state(), state.transfer_refs.export(), state.position)
+    rec = r.Transferred(**{**msgspec.structs.asdict(first), "position": 2, "ref": "t2",
+                           **fields})
+    with pytest.raises(TamperDetected, match=words):
+        state.apply_records([rec])
+    assert (state.core.export_state(), state.transfer_refs.export(), state.position) == before

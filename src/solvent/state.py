@@ -20,6 +20,7 @@ import msgspec
 from solvent import records as r
 from solvent.core import BalanceCore, RefIndex, core_class, refs_class
 from solvent.core import codes as c
+from solvent.core.refs import text_bytes
 from solvent.custody import CustodyState
 from solvent.errors import TamperDetected
 from solvent.markets import MarketState
@@ -206,8 +207,15 @@ class LedgerState:
         self.deposit_refs[key] = (rec.account, rec.asset, rec.amount_minor, rec.position)
 
     def _apply_transfer(self, rec: r.Transferred) -> None:
-        if not isinstance(rec.ref, str) or rec.ref in self.transfer_refs:
+        if type(rec.ref) is not str or type(rec.memo) is not str:
+            raise self._refuse(rec, "has a ref or memo that is not a str")
+        if rec.ref in self.transfer_refs:
             raise self._refuse(rec, "repeats a transfer ref")
+        # what the index must take, checked before the post (ValueError: TamperDetected)
+        text_bytes(rec.ref, "ref")
+        text_bytes(rec.memo, "memo")
+        if len(self.transfer_refs) >= self.transfer_refs.max_refs:
+            raise self._refuse(rec, "overflows the transfer-ref index")
         debit = self.account_index[rec.from_account]
         credit = self.account_index[rec.to_account]
         if c.KIND_WALLET in (self.core.kind(debit), self.core.kind(credit)):
