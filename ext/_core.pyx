@@ -449,6 +449,20 @@ cdef class TransferRefs:
         self._find(h, rp, ref_len, &slot)  # the table may have been rebuilt
         self._put(slot, h, rp, ref_len, mp, memo_len, d, cr, a, am, pos)
 
+    def reserve(self, ref, memo):
+        """Room for one more entry with these texts, so that an ``add`` of them right
+        after allocates nothing (errors as the twin's; changes no entry)."""
+        if type(ref) is not str or type(memo) is not str:
+            raise TypeError("ref and memo must be str")
+        cdef Py_ssize_t ref_len = 0, memo_len = 0
+        _utf8(ref, &ref_len)
+        if ref_len > MAX_REF_TEXT_BYTES:
+            raise ValueError(f"ref of {ref_len} bytes exceeds {MAX_REF_TEXT_BYTES}")
+        _utf8(memo, &memo_len)
+        if memo_len > MAX_REF_TEXT_BYTES:
+            raise ValueError(f"memo of {memo_len} bytes exceeds {MAX_REF_TEXT_BYTES}")
+        self._reserve(ref_len + memo_len)
+
     def export(self):
         """Every entry as (ref, debit, credit, asset, amount_minor, memo, position),
         in the order added."""

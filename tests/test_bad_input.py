@@ -267,6 +267,10 @@ def test_ids_up_to_128_characters_are_accepted(led: solvent.Ledger, ex: Exchange
          "memo"),
         (lambda led: led.transfer("c000", "c001", "BTC", "1", ref="m", memo=5), "memo"),
         (lambda led: led.freeze_account("c000", reason="r" * 1025), "reason"),
+        # a lone surrogate: no journal (UTF-8) can hold it; refused before any posting
+        (lambda led: led.transfer("c000", "c001", "BTC", "0.1", ref="m", memo="x\ud800"),
+         "memo"),
+        (lambda led: led.freeze_account("c000", reason="\udfff"), "reason"),
     ],
 )
 def test_bad_ids_in_registration_and_other_commands(

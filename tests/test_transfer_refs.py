@@ -28,6 +28,8 @@ number = st.one_of(
 op = st.one_of(
     st.tuples(st.just("add"), ref_text, number, number, number, number,
               st.one_of(ref_text, st.just("x" * (MAX_REF_TEXT_BYTES + 1))), number),
+    st.tuples(st.just("reserve"), ref_text,
+              st.one_of(ref_text, st.just("x" * (MAX_REF_TEXT_BYTES + 1)))),
     st.tuples(st.just("get"), ref_text),
     st.tuples(st.just("contains"), ref_text),
 )
@@ -38,6 +40,8 @@ def _run(index: Any, step: tuple[Any, ...]) -> object:
     try:
         if name == "add":
             return index.add(*args)
+        if name == "reserve":
+            return index.reserve(*args)
         if name == "get":
             return index.get(args[0])
         return args[0] in index

@@ -139,9 +139,15 @@ def check_ref(value: object, what: str = "ref") -> str:
 
 
 def check_text(value: object, what: str, limit: int = 1024) -> str:
-    """Free text (memo, reason): a str of at most ``limit`` characters."""
+    """Free text (memo, reason): a str of at most ``limit`` characters that UTF-8 can
+    encode (no lone surrogates)."""
     if not isinstance(value, str):
         raise InvalidId(f"{what} must be a str, got {type(value).__name__}", what=what)
     if len(value) > limit:
         raise InvalidId(f"{what} of {len(value)} characters exceeds {limit}", what=what)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: the journal (UTF-8) cannot hold it
+            raise InvalidId(f"{what} is not encodable as UTF-8", what=what) from None
     return value

@@ -454,11 +454,13 @@ class Ledger(CustodyCommands, MarketCommands):
                     )
                 return Receipt(position=p_position, ref=ref, replayed=True)
             refs = self._state.transfer_refs
-            if len(refs) >= refs.max_refs:  # checked before the post: nothing half-applied
+            try:  # room in the index before the post, so that recording it cannot fail
+                refs.reserve(ref, memo)
+            except OverflowError:
                 raise e.LimitExceeded(
                     f"the transfer-ref index holds its maximum of {refs.max_refs} transfers",
                     ref=ref,
-                )
+                ) from None
             code = self._state.do_post(debit, credit, a, amount_minor)
             if code:
                 rejection = self._rejection(code, "transfer", from_account, asset, amount_minor,

@@ -114,6 +114,19 @@ class TransferRefs:
             raise OverflowError(f"the transfer-ref index is full ({self._max} refs)")
         self._put(ref, debit, credit, asset, amount_minor, memo, position)
 
+    def reserve(self, ref: str, memo: str) -> None:
+        """Make room for one more entry with these texts, so that an ``add`` of them
+        right after cannot fail for lack of memory (the ledger calls this before it
+        posts). Raises as ``add`` for a non-str, a text it would refuse, or a full
+        index (OverflowError); changes no entry."""
+        if type(ref) is not str or type(memo) is not str:
+            raise TypeError("ref and memo must be str")
+        text_bytes(ref, "ref")
+        text_bytes(memo, "memo")
+        if len(self._refs) >= self._max:
+            raise OverflowError(f"the transfer-ref index is full ({self._max} refs)")
+        # (a dict has no reservation: the twin only checks)
+
     def _room_for(self, ref: str, memo: str) -> bool:
         """Whether ``add`` would take a new entry with these texts: the ref is new,
         both texts encode within ``MAX_REF_TEXT_BYTES`` and there is room (the replay
