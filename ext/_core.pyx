@@ -33,6 +33,7 @@ are still accepted and take the twin's per-item path, with the twin's results.
 
 cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.object cimport PyObject
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc, PyMem_RawRealloc
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport INT32_MIN, INT64_MAX, int32_t, int64_t, uint8_t, uint32_t, uint64_t
@@ -54,6 +55,75 @@ cdef extern from *:
     #define solvent_prefetch_read(p) __builtin_prefetch((const void*)(p), 0, 3)
     """
     void solvent_prefetch_read(const void* p) noexcept nogil
+
+cdef extern from *:
+    """
+    #include <structmember.h>
+    /* The offset of the object slot that ``descr`` (a member descriptor of an
+       object-valued slot, as msgspec gives each Struct field) reads, or -1. */
+    static Py_ssize_t solvent_slot_offset(PyObject *descr) {
+        PyMemberDef *m;
+        if (Py_TYPE(descr) != &PyMemberDescr_Type) return -1;
+        m = ((PyMemberDescrObject *)descr)->d_member;
+        if (m->type != T_OBJECT_EX || m->offset < (Py_ssize_t)sizeof(PyObject)) return -1;
+        return m->offset;
+    }
+    /* The object in that slot of ``obj`` (borrowed; NULL when the slot is empty). */
+    static inline PyObject *solvent_slot(PyObject *obj, Py_ssize_t offset) {
+        return *(PyObject **)((char *)obj + offset);
+    }
+    """
+    Py_ssize_t solvent_slot_offset(object descr)
+    PyObject* solvent_slot(object obj, Py_ssize_t offset) noexcept
+
+
+# The fields of a ``Transferred`` record that ``replay_transfers`` reads, in this order.
+REPLAY_FIELDS = ("position", "time_ns", "ref", "memo", "from_account", "to_account", "asset",
+                 "amount_minor")
+cdef enum:
+    F_POSITION = 0
+    F_TIME_NS = 1
+    F_REF = 2
+    F_MEMO = 3
+    F_FROM = 4
+    F_TO = 5
+    F_ASSET = 6
+    F_AMOUNT = 7
+    N_REPLAY_FIELDS = 8
+
+
+cdef bint _replay_slots(object cls, Py_ssize_t* out) except -1:
+    """``out[k]``: the slot offset of ``REPLAY_FIELDS[k]`` in instances of ``cls``, so that
+    the replay loop reads each field straight from its slot instead of by name (generic
+    attribute reads, a type lookup and a descriptor call each, took 14 % of an open's
+    samples on the Intel host of docs/benchmarks.md). False
+    when ``cls`` does not read its fields by plain object slots (then no record takes the
+    loop: each goes through ``_apply_transfer``)."""
+    cdef Py_ssize_t k, off
+    if getattr(cls, "__getattribute__", None) is not object.__getattribute__:
+        return False
+    for k in range(N_REPLAY_FIELDS):
+        name = REPLAY_FIELDS[k]
+        for base in cls.__mro__:
+            descr = base.__dict__.get(name)
+            if descr is not None:
+                break
+        else:
+            return False
+        off = solvent_slot_offset(descr)
+        if off < 0:
+            return False
+        out[k] = off
+    return True
+
+
+cdef inline object _slot(object rec, Py_ssize_t offset):
+    """The field in that slot of ``rec``; None for an empty slot (every caller's type
+    check refuses None, and the record then takes the slow path)."""
+    cdef PyObject* v = solvent_slot(rec, offset)
+    if v == NULL:
+        return None
+    return <object>v
 
 
 # Result codes, kinds and limits: the values of ``solvent.core.codes`` (checked
@@ -802,13 +872,16 @@ cdef class BalanceTable:
         """Replay consecutive ``Transferred`` journal records (see the twin)."""
         cdef list recs = records
         cdef Py_ssize_t i, n = len(recs)
-        cdef object rec, ref, memo, d_obj, c_obj, a_obj, p_obj, t_obj, ahead, ahead_ref
+        cdef object rec, ref, memo, d_obj, c_obj, a_obj, p_obj, t_obj, am_obj, ahead, ahead_ref
         cdef int64_t pos, last, p, t, d, cr, a, am = 0
         cdef int overflow = 0
         cdef Py_ssize_t ref_len = 0, memo_len = 0, slot = 0
         cdef const char* rp
         cdef const char* mp
         cdef Py_hash_t h
+        cdef Py_ssize_t off[N_REPLAY_FIELDS]
+        if not _replay_slots(transferred, off):
+            return start, position, last_time_ns
         pos = PyLong_AsLongLongAndOverflow(position, &overflow)
         if overflow:
             return start, position, last_time_ns
@@ -824,11 +897,11 @@ cdef class BalanceTable:
                 # slot of a later record's ref now (its str caches the hash)
                 ahead = recs[i + REPLAY_PREFETCH_AHEAD]
                 if type(ahead) is transferred:
-                    ahead_ref = ahead.ref
+                    ahead_ref = _slot(ahead, off[F_REF])
                     if type(ahead_ref) is str:
                         refs._prefetch(hash(ahead_ref))
-            p_obj = rec.position
-            t_obj = rec.time_ns
+            p_obj = _slot(rec, off[F_POSITION])
+            t_obj = _slot(rec, off[F_TIME_NS])
             if type(p_obj) is not int or type(t_obj) is not int:
                 return i, pos, last
             p = PyLong_AsLongLongAndOverflow(p_obj, &overflow)
@@ -837,8 +910,8 @@ cdef class BalanceTable:
             t = PyLong_AsLongLongAndOverflow(t_obj, &overflow)
             if overflow:
                 return i, pos, last
-            ref = rec.ref
-            memo = rec.memo
+            ref = _slot(rec, off[F_REF])
+            memo = _slot(rec, off[F_MEMO])
             if type(ref) is not str or type(memo) is not str:
                 return i, pos, last
             rp = PyUnicode_AsUTF8AndSize(ref, &ref_len)
@@ -857,14 +930,15 @@ cdef class BalanceTable:
             h = hash(ref)
             if refs._find(h, rp, ref_len, &slot) >= 0:
                 return i, pos, last
-            d_obj = account_index.get(rec.from_account)
-            c_obj = account_index.get(rec.to_account)
-            a_obj = asset_index.get(rec.asset)
+            d_obj = account_index.get(_slot(rec, off[F_FROM]))
+            c_obj = account_index.get(_slot(rec, off[F_TO]))
+            a_obj = asset_index.get(_slot(rec, off[F_ASSET]))
             if d_obj is None or c_obj is None or a_obj is None:
                 return i, pos, last
             if d_obj in wallets or c_obj in wallets:
                 return i, pos, last
-            if type(rec.amount_minor) is not int or not _arg_amount(rec.amount_minor, &am):
+            am_obj = _slot(rec, off[F_AMOUNT])
+            if type(am_obj) is not int or not _arg_amount(am_obj, &am):
                 return i, pos, last
             d = _arg_index(d_obj)
             cr = _arg_index(c_obj)

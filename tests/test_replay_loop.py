@@ -154,3 +154,61 @@ def test_slow_path_refuses_what_the_index_cannot_take(
     with pytest.raises(TamperDetected, match=words):
         state.apply_records([rec])
     assert (state.core.export_state(), state.transfer_refs.export(), state.position) == before
+
+
+# The compiled loop reads a record's fields straight from their slots (offsets from the
+# record class's member descriptors). Records are msgspec Structs, whose fields are such
+# slots; the two tests below hold the loop to its fallbacks for anything else.
+FIELDS = ("position", "time_ns", "actor", "ref", "from_account", "to_account", "asset",
+          "amount_minor", "memo")
+
+
+class _Slotted:
+    __slots__ = FIELDS
+
+    def __init__(self, **fields: Any) -> None:
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+
+class _Plain:  # fields in the instance __dict__, no descriptors
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+
+def _transfer(cls: Any, n: int, **extra: Any) -> Any:
+    fields = {"position": n, "time_ns": 10 + n, "actor": "x", "ref": f"t{n}",
+              "from_account": "a", "to_account": "b", "asset": "BTC", "amount_minor": 100,
+              "memo": ""}
+    fields.update(extra)
+    return cls(**{k: v for k, v in fields.items() if v is not _EMPTY})
+
+
+_EMPTY = object()
+
+
+def test_compiled_loop_stops_at_a_record_with_an_empty_field_slot() -> None:
+    table, accounts, assets, wallets = _setup(Compiled)
+    refs = CompiledRefs()
+    recs = [_transfer(_Slotted, 1), _transfer(_Slotted, 2),
+            _transfer(_Slotted, 3, memo=_EMPTY), _transfer(_Slotted, 4)]
+    assert table.replay_transfers(recs, 0, _Slotted, accounts, assets, wallets, refs,
+                                  0, 0) == (2, 2, 12)
+    assert [row[0] for row in refs.export()] == ["t1", "t2"]
+    assert table.available(accounts["a"], 0) == 800
+    for name in ("position", "ref", "from_account", "amount_minor"):
+        table, accounts, assets, wallets = _setup(Compiled)
+        refs = CompiledRefs()
+        recs = [_transfer(_Slotted, 1, **{name: _EMPTY})]
+        assert table.replay_transfers(recs, 0, _Slotted, accounts, assets, wallets, refs,
+                                      0, 0) == (0, 0, 0)
+        assert refs.export() == [] and table.available(accounts["a"], 0) == 1_000
+
+
+def test_compiled_loop_leaves_records_without_field_slots_to_the_slow_path() -> None:
+    table, accounts, assets, wallets = _setup(Compiled)
+    refs = CompiledRefs()
+    recs = [_transfer(_Plain, 1), _transfer(_Plain, 2)]
+    assert table.replay_transfers(recs, 0, _Plain, accounts, assets, wallets, refs,
+                                  0, 7) == (0, 0, 7)
+    assert refs.export() == [] and table.available(accounts["a"], 0) == 1_000
