@@ -110,6 +110,11 @@ cdef bint _replay_slots(object cls, Py_ssize_t* out) except -1:
                 break
         else:
             return False
+        # a descriptor reads the layout of the class that made it (``__objclass__``):
+        # one set on an unrelated class would point outside its instances (the
+        # attribute read refuses it with TypeError; the loop must not read it)
+        if not isinstance(cls, type) or not issubclass(cls, getattr(descr, "__objclass__", ())):
+            return False
         off = solvent_slot_offset(descr)
         if off < 0:
             return False

@@ -212,3 +212,29 @@ def test_compiled_loop_leaves_records_without_field_slots_to_the_slow_path() -> 
     assert table.replay_transfers(recs, 0, _Plain, accounts, assets, wallets, refs,
                                   0, 7) == (0, 0, 7)
     assert refs.export() == [] and table.available(accounts["a"], 0) == 1_000
+
+
+class _Other:  # the same layout as _Slotted under other names
+    __slots__ = tuple(f"other_{name}" for name in FIELDS)
+
+
+def test_compiled_loop_refuses_field_slots_borrowed_from_another_class() -> None:
+    # _Slotted's member descriptors set on a class that does not derive from it:
+    # reading them from its instances is a TypeError, so the loop must not read at
+    # their offsets either (here those offsets would even find a valid transfer)
+    borrowed = type("_Borrowed", (_Other,),
+                    {"__slots__": (), **{name: _Slotted.__dict__[name] for name in FIELDS}})
+    recs = []
+    for n in (1, 2):
+        rec = borrowed()
+        for name, value in zip(FIELDS, (n, 10 + n, "x", f"t{n}", "a", "b", "BTC", 100, ""),
+                               strict=True):
+            setattr(rec, f"other_{name}", value)
+        recs.append(rec)
+    with pytest.raises(TypeError):
+        _ = recs[0].position
+    table, accounts, assets, wallets = _setup(Compiled)
+    refs = CompiledRefs()
+    assert table.replay_transfers(recs, 0, borrowed, accounts, assets, wallets, refs,
+                                  0, 7) == (0, 0, 7)
+    assert refs.export() == [] and table.available(accounts["a"], 0) == 1_000
