@@ -28,28 +28,6 @@ from solvent import bench_matching as bm
 OPS = int(os.environ.get("OPS", "500000"))
 WARM_1M = int(os.environ.get("WARM_1M", "1000000"))
 ROUNDS = 3
-SEED = 11  # build_workload's
-
-
-def build(resting: int, warm_rows: int) -> bm.Workload:
-    """``build_workload(resting, OPS)`` with ``warm_rows`` rows of warm-up."""
-    gen = bm.MixGenerator(resting, SEED)
-    prefill, peer_prefill = gen.prefill()
-    warm_cols = bm.Columns.empty()
-    warm_peer: list[tuple[int, int, int, int, int]] = []
-    while warm_cols.rows < warm_rows:
-        gen.chunk(bm.GEN_CHUNK, warm_cols, warm_peer)
-    for col, part in zip(prefill, warm_cols, strict=True):
-        col.extend(part)
-    gen.mix.clear()
-    gen.seen.clear()
-    cols = bm.Columns.empty()
-    peer: list[tuple[int, int, int, int, int]] = []
-    while cols.rows < OPS:
-        gen.chunk(min(bm.GEN_CHUNK, OPS - cols.rows), cols, peer)
-    seen = gen.seen
-    return bm.Workload(resting, prefill, cols, peer_prefill, peer, dict(sorted(gen.mix.items())),
-                       (min(seen), round(sum(seen) / len(seen)), max(seen)), gen.max_orders)
 
 
 def rate(w: bm.Workload) -> float:
@@ -63,9 +41,11 @@ def rate(w: bm.Workload) -> float:
 
 def main() -> None:
     streams = {
-        "1k": build(1_000, 2_000),  # build_workload's warm-up at 1k: 4 chunks
-        "1m_warm_20k": build(1_000_000, 20_000),  # and at 1M: 40 chunks
-        f"1m_warm_{WARM_1M}": build(1_000_000, WARM_1M),
+        # build_workload's own warm-up: 4 chunks at 1k, 40 (20,000 rows) at 1M
+        "1k": bm.build_workload(1_000, OPS, cache=False),
+        "1m_warm_20k": bm.build_workload(1_000_000, OPS, cache=False),
+        f"1m_warm_{WARM_1M}": bm.build_workload(1_000_000, OPS, cache=False,
+                                                warm_chunks=-(-WARM_1M // bm.GEN_CHUNK)),
     }
     print(json.dumps({"resting_seen": {k: w.resting_seen for k, w in streams.items()}}))
     for rnd in range(ROUNDS):

@@ -326,15 +326,19 @@ class MixGenerator:
         self.scale = min(50.0, max(0.05, self.scale * (1.0 + 0.5 * (ratio - 1.0))))
 
 
-_workloads: dict[tuple[int, int, int, int, int | None], Workload] = {}
+_workloads: dict[tuple[int, int, int, int, int | None, int], Workload] = {}
 
 
 def build_workload(resting: int, ops: int, seed: int = 11, recent: int = 0,
-                   levels: int | None = None, cache: bool = True) -> Workload:
+                   levels: int | None = None, cache: bool = True,
+                   warm_chunks: int | None = None) -> Workload:
     """The prefill and ``ops`` rows of the mix for a book of ``resting`` orders (kept for
     the next call unless ``cache`` is false); ``recent`` and ``levels``: the diagnostic
-    variants of :class:`MixGenerator`."""
-    key = (resting, ops, seed, recent, levels)
+    variants of :class:`MixGenerator`; ``warm_chunks``: chunks of ``GEN_CHUNK`` rows of
+    warm-up after the prefill (default 4..40 by size, see ``benchmarks/probes/warmup.py``)."""
+    if warm_chunks is None:
+        warm_chunks = max(4, min(40, resting // GEN_CHUNK))
+    key = (resting, ops, seed, recent, levels, warm_chunks)
     if key in _workloads:
         return _workloads[key]
     gen = MixGenerator(resting, seed, recent, levels)
@@ -342,7 +346,7 @@ def build_workload(resting: int, ops: int, seed: int = 11, recent: int = 0,
     # warm up: let the book settle into the mix before the measured stream
     warm_cols = Columns.empty()
     warm_peer: list[tuple[int, int, int, int, int]] = []
-    for _ in range(max(4, min(40, resting // GEN_CHUNK))):
+    for _ in range(warm_chunks):
         gen.chunk(GEN_CHUNK, warm_cols, warm_peer)
     for col, part in zip(prefill, warm_cols, strict=True):
         col.extend(part)
