@@ -14,10 +14,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import solvent
 from conftest import Clock, Exchange, assert_books_balance, build_exchange, observe
 from solvent import records as r
+from solvent.amounts import to_minor
 from solvent.core import codes as c
 from solvent.core import refs_class
 
@@ -706,3 +709,30 @@ def test_bulk_per_item_outcomes_without_exception(led: solvent.Ledger, ex: Excha
     assert rec.outcome == result.outcomes and rec.ref == "bulk-mixed"
     assert_books_balance(led)
     led.verify()
+
+
+class _Str(str):
+    """A str subclass: ``to_minor`` takes its general path for it, not the fast one."""
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.one_of(
+        st.from_regex(r"[0-9]{1,22}(\.[0-9]{0,20})?", fullmatch=True),
+        st.text(alphabet="0123456789.-+ e_", max_size=70),
+    ),
+    decimals=st.integers(min_value=0, max_value=18),
+)
+def test_str_amount_fast_path_matches_the_general_path(text: str, decimals: int) -> None:
+    """``to_minor`` parses a plain str on a fast path; every str, valid or not, gets the
+    same value or the same refusal (type and message) as on the general path."""
+    def outcome(value: str) -> object:
+        try:
+            return to_minor(value, decimals, what="qty", asset="BTC")
+        except (solvent.InvalidAmount, solvent.FloatAmount) as exc:
+            return (type(exc), str(exc))
+
+    fast, general = outcome(text), outcome(_Str(text))
+    assert fast == general
+    if isinstance(fast, int):  # and the value is the exact decimal one
+        assert fast == Decimal(text).scaleb(decimals)

@@ -35,12 +35,25 @@ def to_minor(
     >>> to_minor(2, 0)
     2
     """
+    minor: int
+    if type(value) is str and len(value) <= MAX_AMOUNT_CHARS:  # the common case, checked once
+        m = _AMOUNT_RE.fullmatch(value)
+        if m is not None:
+            whole, frac = m.group(1), m.group(2)
+            if frac is None:
+                minor = int(whole) * 10**decimals
+            elif len(frac) <= decimals:
+                minor = int(whole) * 10**decimals + int(frac) * 10 ** (decimals - len(frac))
+            else:
+                minor = -1  # too many decimals: the full path below says so
+            if 0 < minor <= INT64_MAX:
+                return minor
+    # every refusal, and the other types: the message names the value, clipped
     shown = repr(value)
     if len(shown) > 2 * MAX_AMOUNT_CHARS:  # a message stays short, whatever the input
         shown = shown[: 2 * MAX_AMOUNT_CHARS] + "..."
     where = (f" of {asset}" if asset else "") + (f" for {account!r}" if account else "")
     label = f"{what} {shown}{where}"
-    minor: int
     if isinstance(value, float):
         raise FloatAmount(f"{label}: floats are not accepted for money; pass a str or Decimal",
                           asset=asset)

@@ -559,6 +559,9 @@ class MarketCommands:
         return self._state.markets
 
     def _spec(self, market: str) -> MarketSpec:
+        spec = self._markets.specs.get(market) if type(market) is str else None
+        if spec is not None:  # listed, so a valid id
+            return spec
         check_id(market, "market")
         spec = self._markets.specs.get(market)
         if spec is None:
