@@ -43,6 +43,16 @@ def skip_unless_persistent(url: str) -> None:
         pytest.skip("memory: keeps nothing once closed and cannot be shared by two ledgers")
 
 
+def reopened_with_each_core(url: str) -> Iterator[solvent.Ledger]:
+    """The store at ``url`` opened once with each core, in turn (closed after each)."""
+    for reopen_core in ("compiled", "python"):
+        again = solvent.Ledger.open(url, core=reopen_core)
+        try:
+            yield again
+        finally:
+            again.close()
+
+
 @pytest.fixture
 def led(store_url: str, core: str) -> Iterator[solvent.Ledger]:
     ledger = open_ledger(store_url, core)
@@ -314,13 +324,9 @@ def test_close_and_reopen_gives_identical_state(store_url: str, core: str) -> No
     led.transfer_many([2, 3], [3, 4], [0, 0], [1, 999_999_999], ref="bulk-1")
     before = observe(led)
     led.close()
-    for reopen_core in ("compiled", "python"):
-        again = solvent.Ledger.open(store_url, core=reopen_core)
-        try:
-            assert observe(again) == before
-            assert again.verify().head_digest == before["head"]
-        finally:
-            again.close()
+    for again in reopened_with_each_core(store_url):
+        assert observe(again) == before
+        assert again.verify().head_digest == before["head"]
     # the reopened ledger continues the same journal
     again = solvent.Ledger.open(store_url, core=core)
     try:
@@ -338,13 +344,9 @@ def test_reopen_sees_every_committed_command(store_url: str, core: str) -> None:
     led.transfer(ex.customers[0], ex.customers[1], "BTC", "0.3", ref="t-1")
     expected = observe(led)
     led.close()
-    for reopen_core in ("compiled", "python"):
-        again = solvent.Ledger.open(store_url, core=reopen_core)
-        try:
-            assert observe(again) == expected
-            assert again.verify().records == expected["position"]
-        finally:
-            again.close()
+    for again in reopened_with_each_core(store_url):
+        assert observe(again) == expected
+        assert again.verify().records == expected["position"]
 
 
 def test_snapshots_are_written_and_checked(store_url: str, core: str) -> None:
@@ -378,13 +380,9 @@ def test_snapshot_then_reopen_with_each_core(store_url: str, core: str) -> None:
     led.snapshot()
     expected = observe(led)
     led.close()
-    for reopen_core in ("compiled", "python"):
-        again = solvent.Ledger.open(store_url, core=reopen_core)
-        try:
-            assert observe(again) == expected
-            assert again.verify().snapshots_checked > 0
-        finally:
-            again.close()
+    for again in reopened_with_each_core(store_url):
+        assert observe(again) == expected
+        assert again.verify().snapshots_checked > 0
 
 
 @pytest.mark.parametrize("snapshot", [False, True], ids=["replayed", "from-snapshot"])
@@ -402,21 +400,17 @@ def test_transfer_refs_survive_reopen(store_url: str, core: str, snapshot: bool)
         led.snapshot()
     expected = observe(led)
     led.close()
-    for reopen_core in ("compiled", "python"):
-        again = solvent.Ledger.open(store_url, core=reopen_core)
-        try:
-            retry = again.transfer(a, b, "BTC", "0.10", ref="loyer-é", memo="mars é ✓")
-            assert retry == solvent.Receipt(position=first.position, ref="loyer-é",
-                                            replayed=True)
-            assert again.transfer(b, c, "BTC", "0.2", ref="t-2").position == plain.position
-            with pytest.raises(solvent.DuplicateRef) as info:
-                again.transfer(a, b, "BTC", "0.1", ref="loyer-é", memo="avril")
-            assert all(s in str(info.value) for s in ("loyer-é", "10000000", "BTC", a, b))
-            with pytest.raises(solvent.DuplicateRef):
-                again.transfer(a, c, "BTC", "0.2", ref="t-2")
-            assert observe(again) == expected
-        finally:
-            again.close()
+    for again in reopened_with_each_core(store_url):
+        retry = again.transfer(a, b, "BTC", "0.10", ref="loyer-é", memo="mars é ✓")
+        assert retry == solvent.Receipt(position=first.position, ref="loyer-é",
+                                        replayed=True)
+        assert again.transfer(b, c, "BTC", "0.2", ref="t-2").position == plain.position
+        with pytest.raises(solvent.DuplicateRef) as info:
+            again.transfer(a, b, "BTC", "0.1", ref="loyer-é", memo="avril")
+        assert all(s in str(info.value) for s in ("loyer-é", "10000000", "BTC", a, b))
+        with pytest.raises(solvent.DuplicateRef):
+            again.transfer(a, c, "BTC", "0.2", ref="t-2")
+        assert observe(again) == expected
 
 
 def _two_writers(url: str, core: str) -> tuple[solvent.Ledger, solvent.Ledger]:
