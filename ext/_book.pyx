@@ -940,15 +940,19 @@ cdef class OrderBook:
         if (side == BUY or side == SELL) and 1 <= price <= MAX_PRICE_TICKS:
             solvent_prefetch(&self._prices.slots[_tbl_home(&self._prices, _key(side, price))])
 
-    cdef inline void _prefetch_row(self, int64_t op, int64_t order_id, int stage) noexcept:
+    cdef inline void _prefetch_row(self, int64_t op, int64_t order_id, int64_t qty, int64_t price,
+                                   int stage) noexcept:
         """Software pipelining of ``process_many`` (a hint only: it changes nothing),
         which skips every hint while the home region is under ``PREFETCH_MIN_HOME``
         slots: a pool that small stays in cache, and there the hints only cost time.
         Stage 0: the order id's home slot (where a new order rests, and where a cancel or
-        amend usually finds its order); stage 1, for a cancel/amend: the order's level
-        and queue neighbours if it is at home, else its id table slot; for a limit order
-        whose home is taken, the id table slot it would rest in; stage 2: an order in
-        the overflow region. (Measured slower: prefetching the level and tail of limit
+        amend usually finds its order); stage 1, for a cancel/amend: the order's level,
+        and its queue neighbours unless it is an amend that keeps its place (``qty`` and
+        ``price`` are the row's), if it is at home, else its id table slot; for a limit
+        order whose home is taken, the id table slot it would rest in; stage 2: an order
+        in the overflow region, and for an amend at home what it will touch next: the
+        level's tail for a raise that goes to the back, the new price's table slot for a
+        move. (Measured slower: prefetching the level and tail of limit
         orders, and the first makers a taker will meet. A limit row's price table slot
         is prefetched by ``_prefetch_price``, only once the table outgrows L1: on a small
         table it only cost time.)"""
@@ -966,13 +970,24 @@ cdef class OrderBook:
             return
         if op != OP_CANCEL and op != OP_AMEND:
             return
+        cdef Level* v
         if o.order_id == order_id and o.qty != 0:
             if stage == 1:
                 solvent_prefetch(&self._lvl[o.level])
+                if op == OP_AMEND and price == 0 and (qty <= o.qty or o.next < 0):
+                    return           # keeps its place: no queue neighbour is written
                 if o.prev >= 0:
                     solvent_prefetch(&self._ord[o.prev])
                 if o.next >= 0:
                     solvent_prefetch(&self._ord[o.next])
+            elif stage == 2 and op == OP_AMEND:
+                v = &self._lvl[o.level]          # prefetched at stage 1
+                if price == 0:
+                    if qty > o.qty and o.next >= 0 and v.tail >= 0:
+                        solvent_prefetch(&self._ord[v.tail])   # a raise goes behind it
+                elif 1 <= price <= MAX_PRICE_TICKS and price != v.price:
+                    solvent_prefetch(      # a move: its new level's table slot
+                        &self._prices.slots[_tbl_home(&self._prices, _key(v.side, price))])
             return
         cdef uint32_t t = _id_hash(order_id)
         cdef Py_ssize_t mask = self._ids.cap - 1
@@ -1275,16 +1290,21 @@ cdef class OrderBook:
                 if self._home_cap < PREFETCH_MIN_HOME:
                     pass                 # a small pool stays in cache: hints only cost time
                 elif i + PREFETCH_0 < n:
-                    self._prefetch_row(ops[i + PREFETCH_0], oids[i + PREFETCH_0], 0)
-                    self._prefetch_row(ops[i + PREFETCH_1], oids[i + PREFETCH_1], 1)
+                    self._prefetch_row(ops[i + PREFETCH_0], oids[i + PREFETCH_0], 0, 0, 0)
+                    self._prefetch_row(ops[i + PREFETCH_1], oids[i + PREFETCH_1],
+                                       qtys[i + PREFETCH_1], prices[i + PREFETCH_1], 1)
                     if ops[i + PREFETCH_1] == OP_LIMIT and self._prices.cap >= PRICE_PREFETCH_MIN:
                         self._prefetch_price(sides[i + PREFETCH_1], prices[i + PREFETCH_1])
-                    self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2], 2)
+                    self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2],
+                                       qtys[i + PREFETCH_2], prices[i + PREFETCH_2], 2)
                 elif i + PREFETCH_1 < n:
-                    self._prefetch_row(ops[i + PREFETCH_1], oids[i + PREFETCH_1], 1)
-                    self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2], 2)
+                    self._prefetch_row(ops[i + PREFETCH_1], oids[i + PREFETCH_1],
+                                       qtys[i + PREFETCH_1], prices[i + PREFETCH_1], 1)
+                    self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2],
+                                       qtys[i + PREFETCH_2], prices[i + PREFETCH_2], 2)
                 elif i + PREFETCH_2 < n:
-                    self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2], 2)
+                    self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2],
+                                       qtys[i + PREFETCH_2], prices[i + PREFETCH_2], 2)
                 o = ops[i]
                 if o == OP_LIMIT or o == OP_MARKET:
                     f = flgs[i]

@@ -111,7 +111,8 @@ cdef class OrderBook:
     cdef void _remove(self, int32_t oi) noexcept
     cdef inline int32_t _find(self, int64_t order_id) noexcept
     cdef inline void _prefetch_price(self, int64_t side, int64_t price) noexcept
-    cdef inline void _prefetch_row(self, int64_t op, int64_t order_id, int stage) noexcept
+    cdef inline void _prefetch_row(self, int64_t op, int64_t order_id, int64_t qty, int64_t price,
+                                   int stage) noexcept
     cdef int _check_order(self, int64_t order_id, int64_t account, int64_t side,
                           int64_t price, int64_t qty, int64_t kind, int64_t tif, bint post, int64_t stp, int64_t budget) noexcept
     cdef bint _fillable(self, int64_t side, bint has_limit, int64_t limit, int64_t qty,
