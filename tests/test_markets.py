@@ -242,6 +242,27 @@ def test_a_buy_holds_the_fee_at_the_larger_of_maker_and_taker(
     check(led)
 
 
+def test_open_orders_lists_each_market_where_the_account_has_orders(
+    led: solvent.Ledger, ex: Any
+) -> None:
+    """``open_orders`` skips a market's book when its engine counts no open orders of the
+    account: what it lists must still be every resting order, in every market."""
+    led.list_market("BTC-KRW2", base="BTC", quote="KRW", tick_size="1000", lot_size="0.001")
+    a = buy(led, "c000", "0.5", "98000000")
+    b = led.place_order("c000", "BTC-KRW2", "sell", qty="0.2", price="99000000")
+    c_ = led.place_order("c001", "BTC-KRW2", "buy", qty="0.1", price="97000000")
+    assert [(o.market, o.order_id) for o in led.open_orders("c000")] == [
+        (MARKET, a.order_id), ("BTC-KRW2", b.order_id)]
+    assert [(o.market, o.order_id) for o in led.open_orders("c001")] == [
+        ("BTC-KRW2", c_.order_id)]
+    assert led.open_orders("c002") == []
+    sell(led, "c001", "0.5", "98000000")  # fills c000's buy in full: none left there
+    assert [o.order_id for o in led.open_orders("c000")] == [b.order_id]
+    led.cancel_order(c_.order_id)
+    assert led.open_orders("c001") == []
+    check(led)
+
+
 def test_ioc_remainder_expires(led: solvent.Ledger, ex: Any) -> None:
     sell(led, "c001", "0.2", "98000000")
     o = buy(led, "c000", "0.5", "99000000", tif="IOC")

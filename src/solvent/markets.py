@@ -379,9 +379,10 @@ class MarketState:
         return None
 
     def orders_of(self, account: int) -> list[OpenOrder]:
-        """``account``'s resting orders in every market, oldest first."""
+        """``account``'s resting orders in every market, oldest first. A market's book is
+        scanned only where its engine counts open orders of ``account``."""
         out = [self._open_order(market, oid, account, side, price, remaining)
-               for market, eng in self.engines.items()
+               for market, eng in self.engines.items() if eng.open_count(account)
                for oid, side, price, remaining in eng.book.orders_of(account)]
         out.sort(key=lambda o: o.order_id)
         return out
@@ -1000,7 +1001,8 @@ class MarketCommands:
 
     def open_orders(self, account: str) -> list[OpenOrder]:
         """``account``'s resting orders in every market (with what each holds), oldest
-        first. (A scan of the books: a read for audits and screens, not a hot path.)"""
+        first. (A scan of each book in which ``account`` has open orders: a read for audits
+        and screens, not a hot path.)"""
         with self._lock:
             return self._markets.orders_of(self._account(account, "account"))
 
