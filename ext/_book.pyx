@@ -946,16 +946,16 @@ cdef class OrderBook:
         which skips every hint while the home region is under ``PREFETCH_MIN_HOME``
         slots: a pool that small stays in cache, and there the hints only cost time.
         Stage 0: the order id's home slot (where a new order rests, and where a cancel or
-        amend usually finds its order); stage 1, for a cancel/amend: the order's level,
-        and its queue neighbours unless it is an amend that keeps its place (``qty`` and
-        ``price`` are the row's), if it is at home, else its id table slot; for a limit
-        order whose home is taken, the id table slot it would rest in; stage 2: an order
-        in the overflow region, and for an amend at home what it will touch next: the
-        level's tail for a raise that goes to the back, the new price's table slot for a
-        move. (Measured slower: prefetching the level and tail of limit
-        orders, and the first makers a taker will meet. A limit row's price table slot
-        is prefetched by ``_prefetch_price``, only once the table outgrows L1: on a small
-        table it only cost time.)"""
+        amend usually finds its order); stage 1, for a cancel or amend whose order is at
+        home: its level, and its queue neighbours unless the row is an amend that keeps
+        its place (``qty`` and ``price`` are the row's); for one in the overflow region,
+        its id table slot; for a limit order whose home is taken, the id table slot it
+        would rest in; stage 2: an order in the overflow region, and for an amend at home
+        what it touches next: the level's tail for a raise that goes to the back, the new
+        price's table slot for a move. (Measured slower: prefetching the level and tail
+        of limit orders, and the first makers a taker will meet. A limit row's price
+        table slot is prefetched by ``_prefetch_price``, only once the table outgrows L1:
+        on a small table it only cost time.)"""
         if order_id <= 0:
             return
         cdef Py_ssize_t h = _home(order_id, self._home_cap)
