@@ -91,6 +91,14 @@ cdef extern from *:
     """
     #define solvent_prefetch(p) __builtin_prefetch((const void*)(p), 1, 3)
     #include <stdint.h>
+    #include <time.h>
+    /* Nanoseconds of a monotonic clock, for the hint trials of process_many only
+       (never for anything a book computes). */
+    static inline int64_t solvent_now_ns(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+    }
     #include <stddef.h>
     #include <string.h>
     #if defined(__linux__)
@@ -128,6 +136,7 @@ cdef extern from *:
     }
     """
     void solvent_prefetch(const void* p) noexcept nogil
+    int64_t solvent_now_ns() noexcept nogil
     void* solvent_big_alloc(size_t n) noexcept nogil
     void solvent_big_free(void* p) noexcept nogil
     void* solvent_big_grow(void* p, size_t used, size_t n) noexcept nogil
@@ -186,6 +195,9 @@ cdef enum:
     PREFETCH_1 = 8                # rows ahead: a cancel/amend's level and neighbours (or id slot)
     PREFETCH_2 = 4                # rows ahead: an order in the overflow region
     PREFETCH_MIN_HOME = 65536     # home slots (2 MiB of orders) from which rows are prefetched
+    HINT_EPOCH = 16384            # rows between two hint trials (on a book past PREFETCH_MIN_HOME)
+    HINT_TRIAL = 512              # rows of a trial: with hints, then as many without
+    HINT_WARM = 32                # rows at the start of a trial that are not timed (PREFETCH_0 ahead)
     PRICE_PREFETCH_MIN = 4096     # price table slots (64 KiB, past L1) from which limit rows prefetch theirs
     LEVEL_WALK = 8                # levels walked from the best to place a new level
     MIN_TABLE = 1024
@@ -944,7 +956,9 @@ cdef class OrderBook:
                                    int stage) noexcept:
         """Software pipelining of ``process_many`` (a hint only: it changes nothing),
         which skips every hint while the home region is under ``PREFETCH_MIN_HOME``
-        slots: a pool that small stays in cache, and there the hints only cost time.
+        slots: a pool that small stays in cache, and there the hints only cost time. Past
+        it, ``process_many`` runs them while a timed trial finds them faster (they cost
+        time, too, when a big book's rows touch only recent orders).
         Stage 0: the order id's home slot (where a new order rests, and where a cancel or
         amend usually finds its order); stage 1, for a cancel or amend whose order is at
         home: its level, and its queue neighbours unless the row is an amend that keeps
@@ -1248,7 +1262,16 @@ cdef class OrderBook:
         return self._amend(_i64(order_id), q, p)
 
     def process_many(self, op, order_id, account, side, price, qty, flags, out, events):
-        """Run one command per row (see "Bulk path" in twin.py); the loop runs in C."""
+        """Run one command per row (see "Bulk path" in twin.py); the loop runs in C.
+
+        On a book past ``PREFETCH_MIN_HOME`` home slots the loop prefetches what rows
+        ahead will touch (``_prefetch_row``) when that is faster: every epoch of
+        ``HINT_EPOCH`` rows starts with a trial, ``HINT_TRIAL`` rows with the hints and as
+        many without, timed with a monotonic clock, and the rest of the epoch runs the
+        faster mode: the hints unless going without was more than 1/8 faster. After hints
+        that won by more than a quarter the epoch is 4 times as long (a trial costs most
+        where the hints matter most). A call too short for a trial keeps the last choice. The hints change nothing but timing: outputs, events and state never
+        depend on the mode."""
         cols = [_column(col) for col in (op, order_id, account, side, price, qty, flags)]
         cdef Py_ssize_t n = len(cols[0])
         for col in cols:
@@ -1269,6 +1292,12 @@ cdef class OrderBook:
         cdef unsigned char[:] ov = out
         cdef Py_ssize_t i
         cdef Py_ssize_t applied = 0
+        cdef int64_t r, stop
+        cdef Py_ssize_t start, end
+        cdef int64_t t0 = 0
+        cdef int64_t t_on = 0
+        cdef int64_t t_off
+        cdef bint hint
         cdef int code
         cdef int64_t o, f
         # events go straight into the caller's array (no copy at the end): its length
@@ -1285,48 +1314,86 @@ cdef class OrderBook:
         self._ev_cap = (2 * n + 64) * REC
         self._ev_len = 0
         try:
-            for i in range(n):
-                self._row = i
+            if self._hint_len == 0:             # a new book
+                self._hint_len = HINT_EPOCH
+            if self._hint_r <= 2 * HINT_TRIAL:   # a trial runs inside one call, or not at all
+                self._hint_r = 0 if n >= 2 * HINT_TRIAL else 2 * HINT_TRIAL + 1
+            i = 0
+            while i < n:
+                # the next run of rows in one hint mode, up to the next point of the epoch
                 if self._home_cap < PREFETCH_MIN_HOME:
-                    pass                 # a small pool stays in cache: hints only cost time
-                elif i + PREFETCH_0 < n:
-                    self._prefetch_row(ops[i + PREFETCH_0], oids[i + PREFETCH_0], 0, 0, 0)
-                    self._prefetch_row(ops[i + PREFETCH_1], oids[i + PREFETCH_1],
-                                       qtys[i + PREFETCH_1], prices[i + PREFETCH_1], 1)
-                    if ops[i + PREFETCH_1] == OP_LIMIT and self._prices.cap >= PRICE_PREFETCH_MIN:
-                        self._prefetch_price(sides[i + PREFETCH_1], prices[i + PREFETCH_1])
-                    self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2],
-                                       qtys[i + PREFETCH_2], prices[i + PREFETCH_2], 2)
-                elif i + PREFETCH_1 < n:
-                    self._prefetch_row(ops[i + PREFETCH_1], oids[i + PREFETCH_1],
-                                       qtys[i + PREFETCH_1], prices[i + PREFETCH_1], 1)
-                    self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2],
-                                       qtys[i + PREFETCH_2], prices[i + PREFETCH_2], 2)
-                elif i + PREFETCH_2 < n:
-                    self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2],
-                                       qtys[i + PREFETCH_2], prices[i + PREFETCH_2], 2)
-                o = ops[i]
-                if o == OP_LIMIT or o == OP_MARKET:
-                    f = flgs[i]
-                    if f & ~(<int64_t>FLAGS_ALL):
-                        code = INVALID_PARAMS
-                    elif o == OP_LIMIT:
-                        code = self._submit(oids[i], accts[i], sides[i], prices[i], qtys[i], LIMIT,
-                                            f & FLAG_TIF_MASK, (f & FLAG_POST_ONLY) != 0,
-                                            f >> FLAG_STP_SHIFT, 0)
-                    else:
-                        code = self._submit(oids[i], accts[i], sides[i], 0, qtys[i], MARKET,
-                                            f & FLAG_TIF_MASK, (f & FLAG_POST_ONLY) != 0,
-                                            f >> FLAG_STP_SHIFT, prices[i])
-                elif o == OP_CANCEL:
-                    code = self._cancel(oids[i])
-                elif o == OP_AMEND:
-                    code = self._amend(oids[i], qtys[i], prices[i])
+                    hint = False         # a small pool stays in cache: hints only cost time
+                    end = n
                 else:
-                    code = INVALID_PARAMS
-                ov[i] = <unsigned char>code
-                if code == OK:
-                    applied += 1
+                    r = self._hint_r
+                    if r < HINT_TRIAL:                      # the trial's rows with hints
+                        if r == HINT_WARM:
+                            t0 = solvent_now_ns()
+                        hint = True
+                        stop = HINT_WARM if r < HINT_WARM else HINT_TRIAL
+                    elif r < 2 * HINT_TRIAL:                # and as many without
+                        if r == HINT_TRIAL:
+                            t_on = solvent_now_ns() - t0
+                        elif r == HINT_TRIAL + HINT_WARM:
+                            t0 = solvent_now_ns()
+                        hint = False
+                        stop = (HINT_TRIAL + HINT_WARM if r < HINT_TRIAL + HINT_WARM
+                                else 2 * HINT_TRIAL)
+                    else:                                   # the rest: the faster mode
+                        if r == 2 * HINT_TRIAL:
+                            t_off = solvent_now_ns() - t0
+                            # hints stay on unless going without is clearly faster;
+                            # hints that win clearly are tried again 4 epochs later
+                            self._hint_off = 8 * t_off < 7 * t_on
+                            self._hint_len = 4 * HINT_EPOCH if 4 * t_off > 5 * t_on else HINT_EPOCH
+                        hint = not self._hint_off
+                        stop = self._hint_len
+                    end = i + min(stop - r, n - i)
+                    self._hint_r = r + (end - i) if r + (end - i) < self._hint_len else 0
+                start = i
+                for i in range(start, end):
+                    self._row = i
+                    if not hint:
+                        pass
+                    elif i + PREFETCH_0 < n:
+                        self._prefetch_row(ops[i + PREFETCH_0], oids[i + PREFETCH_0], 0, 0, 0)
+                        self._prefetch_row(ops[i + PREFETCH_1], oids[i + PREFETCH_1],
+                                           qtys[i + PREFETCH_1], prices[i + PREFETCH_1], 1)
+                        if ops[i + PREFETCH_1] == OP_LIMIT and self._prices.cap >= PRICE_PREFETCH_MIN:
+                            self._prefetch_price(sides[i + PREFETCH_1], prices[i + PREFETCH_1])
+                        self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2],
+                                           qtys[i + PREFETCH_2], prices[i + PREFETCH_2], 2)
+                    elif i + PREFETCH_1 < n:
+                        self._prefetch_row(ops[i + PREFETCH_1], oids[i + PREFETCH_1],
+                                           qtys[i + PREFETCH_1], prices[i + PREFETCH_1], 1)
+                        self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2],
+                                           qtys[i + PREFETCH_2], prices[i + PREFETCH_2], 2)
+                    elif i + PREFETCH_2 < n:
+                        self._prefetch_row(ops[i + PREFETCH_2], oids[i + PREFETCH_2],
+                                           qtys[i + PREFETCH_2], prices[i + PREFETCH_2], 2)
+                    o = ops[i]
+                    if o == OP_LIMIT or o == OP_MARKET:
+                        f = flgs[i]
+                        if f & ~(<int64_t>FLAGS_ALL):
+                            code = INVALID_PARAMS
+                        elif o == OP_LIMIT:
+                            code = self._submit(oids[i], accts[i], sides[i], prices[i], qtys[i], LIMIT,
+                                                f & FLAG_TIF_MASK, (f & FLAG_POST_ONLY) != 0,
+                                                f >> FLAG_STP_SHIFT, 0)
+                        else:
+                            code = self._submit(oids[i], accts[i], sides[i], 0, qtys[i], MARKET,
+                                                f & FLAG_TIF_MASK, (f & FLAG_POST_ONLY) != 0,
+                                                f >> FLAG_STP_SHIFT, prices[i])
+                    elif o == OP_CANCEL:
+                        code = self._cancel(oids[i])
+                    elif o == OP_AMEND:
+                        code = self._amend(oids[i], qtys[i], prices[i])
+                    else:
+                        code = INVALID_PARAMS
+                    ov[i] = <unsigned char>code
+                    if code == OK:
+                        applied += 1
+                i = end
         finally:
             solvent_set_len(events, base + self._ev_len)   # no reallocation: cannot fail
             self._ev = own_ev

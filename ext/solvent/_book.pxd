@@ -94,6 +94,9 @@ cdef class OrderBook:
     cdef Py_ssize_t _ev_cap          # int64s used / room for
     cdef object _ev_arr              # that array while process_many writes into it, else None
     cdef Py_ssize_t _ev_base         # its items before the call
+    cdef int64_t _hint_r             # process_many's prefetch hints: rows into the epoch
+    cdef int64_t _hint_len           # rows of the epoch: HINT_EPOCH or 4 times that
+    cdef bint _hint_off              # the epoch's trial found the rows faster without hints
     cdef int64_t _row                # row index written into event records
 
     cdef int _reserve(self) except -1
