@@ -611,6 +611,7 @@ cdef class OrderBook:
         self._lvl = <Level*>solvent_big_alloc(<size_t>self._lvl_cap * sizeof(Level))
         self._ev_cap = 64 * REC
         self._ev = <int64_t*>PyMem_RawMalloc(<size_t>self._ev_cap * sizeof(int64_t))
+        self._hint_len = HINT_EPOCH       # process_many's hints: on until a trial says off
         if self._ord == NULL or self._lvl == NULL or self._ev == NULL or self._ovf == NULL:
             raise MemoryError("order book")
         memset(self._ord, 0, <size_t>self._home_cap * sizeof(Order))     # qty 0: free
@@ -1270,8 +1271,9 @@ cdef class OrderBook:
         many without, timed with a monotonic clock, and the rest of the epoch runs the
         faster mode: the hints unless going without was more than 1/8 faster. After hints
         that won by more than a quarter the epoch is 4 times as long (a trial costs most
-        where the hints matter most). A call too short for a trial keeps the last choice. The hints change nothing but timing: outputs, events and state never
-        depend on the mode."""
+        where the hints matter most). A call too short for a trial keeps the last choice.
+        The hints change nothing but timing: outputs, events and state never depend on
+        the mode."""
         cols = [_column(col) for col in (op, order_id, account, side, price, qty, flags)]
         cdef Py_ssize_t n = len(cols[0])
         for col in cols:
@@ -1314,8 +1316,6 @@ cdef class OrderBook:
         self._ev_cap = (2 * n + 64) * REC
         self._ev_len = 0
         try:
-            if self._hint_len == 0:             # a new book
-                self._hint_len = HINT_EPOCH
             if self._hint_r <= 2 * HINT_TRIAL:   # a trial runs inside one call, or not at all
                 self._hint_r = 0 if n >= 2 * HINT_TRIAL else 2 * HINT_TRIAL + 1
             i = 0

@@ -31,6 +31,7 @@ from functools import partial
 from pathlib import Path
 
 from solvent import bench_matching as bm
+from solvent.matching import codes as c
 
 OPS = 500_000
 ACTIVE = 1_000  # orders near the mid, as in the 1k book
@@ -61,21 +62,21 @@ def cancel_ages() -> dict[str, object]:
     return {"adds": len(added), "cancels": len(ages), **q, "max": ages[-1]}
 
 
+ORIGINAL = bm.prefill_columns  # the benchmark's own, restored after the inert_1m stream
+MIX = bm.MixGenerator
+
+
 def inert_prefill(n: int, levels: int, first_id: int = 1) -> bm.Columns:
     """``n - ACTIVE`` orders on ``levels`` levels per side from ``GAP_TICKS`` away from
     the mid, then ``ACTIVE`` orders on ``ACTIVE_LEVELS`` levels at the mid (the later
     ids, as the 1k book's prefill is just before the mix's first order)."""
     deep = ORIGINAL(n - ACTIVE, levels, first_id)
     for i, side in enumerate(deep.side):
-        deep.price[i] += -GAP_TICKS if side == 0 else GAP_TICKS
+        deep.price[i] += -GAP_TICKS if side == c.BUY else GAP_TICKS
     near = ORIGINAL(ACTIVE, ACTIVE_LEVELS, first_id + n - ACTIVE)
     for col, part in zip(deep, near, strict=True):
         col.extend(part)
     return deep
-
-
-ORIGINAL = bm.prefill_columns
-MIX = bm.MixGenerator
 
 
 class InertMix(bm.MixGenerator):
@@ -84,9 +85,8 @@ class InertMix(bm.MixGenerator):
     the takers' sizes to keep about ``ACTIVE`` orders resting there, as at 1k."""
 
     def prefill(self) -> tuple[bm.Columns, list[tuple[int, int, int, int, int]]]:
-        self.target, n = self.target, self.target
-        out = super().prefill()
-        for oid in range(1, n - ACTIVE + 1):
+        out = super().prefill()  # ids 1..target: the inert orders first
+        for oid in range(1, self.target - ACTIVE + 1):
             self._drop(oid)
         self.target = ACTIVE
         return out
