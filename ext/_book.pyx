@@ -37,7 +37,7 @@ Storage (all C memory from ``PyMem_Raw*``, so ``tracemalloc`` sees it; freed in
   levels that come and go at the touch cost the same in a book of 20 levels as
   of 20,000.
 * **two open-addressing hash tables** (linear probing, backward-shift deletion,
-  load <= 5/8): signed price key -> level (16-byte slots: int64 key, int32
+  load <= 3/8): signed price key -> level (16-byte slots: int64 key, int32
   index), and order id -> order for the overflow region (8-byte slots: a 32-bit
   hash tag and the index; the key is the order's own ``order_id``). No Python
   object per order.
@@ -201,6 +201,9 @@ cdef enum:
     PRICE_PREFETCH_MIN = 4096     # price table slots (64 KiB, past L1) from which limit rows prefetch theirs
     LEVEL_WALK = 8                # levels walked from the best to place a new level
     MIN_TABLE = 1024
+    TABLE_LOAD_EIGHTHS = 3        # a hash table grows (doubles) past 3/8 full: at 5/8, a 1M
+                                  # book's price table sat at 0.61 and probed and shifted
+                                  # longer runs on every level made and dropped
 
 cdef int64_t INT64_MAX_ = 0x7FFFFFFFFFFFFFFF
 cdef int64_t MAX_ORDER_ID = 0x7FFFFFFFFFFFFFFF
@@ -323,11 +326,12 @@ cdef void _tbl_del_slot(Table* t, Py_ssize_t i) noexcept nogil:
 
 
 cdef int _tbl_reserve(Table* t, Py_ssize_t extra) except -1:
-    """Grow (rehash into twice the slots) so ``extra`` more keys keep load <= 5/8."""
-    if (t.count + extra) * 8 <= t.cap * 5:
+    """Grow (rehash into twice the slots) so ``extra`` more keys keep the load at most
+    ``TABLE_LOAD_EIGHTHS`` eighths."""
+    if (t.count + extra) * 8 <= t.cap * TABLE_LOAD_EIGHTHS:
         return 0
     cdef Py_ssize_t new_cap = t.cap * 2
-    while (t.count + extra) * 8 > new_cap * 5:
+    while (t.count + extra) * 8 > new_cap * TABLE_LOAD_EIGHTHS:
         new_cap *= 2
     cdef Table old = t[0]
     _tbl_alloc(t, new_cap)
@@ -440,11 +444,12 @@ cdef void _ids_del_slot(IdTable* t, Py_ssize_t i) noexcept nogil:
 
 
 cdef int _ids_reserve(IdTable* t, Py_ssize_t extra) except -1:
-    """Grow (rehash into twice the slots) so ``extra`` more ids keep load <= 5/8."""
-    if (t.count + extra) * 8 <= t.cap * 5:
+    """Grow (rehash into twice the slots) so ``extra`` more ids keep the load at most
+    ``TABLE_LOAD_EIGHTHS`` eighths."""
+    if (t.count + extra) * 8 <= t.cap * TABLE_LOAD_EIGHTHS:
         return 0
     cdef Py_ssize_t new_cap = t.cap * 2
-    while (t.count + extra) * 8 > new_cap * 5:
+    while (t.count + extra) * 8 > new_cap * TABLE_LOAD_EIGHTHS:
         new_cap *= 2
     cdef IdTable old = t[0]
     _ids_alloc(t, new_cap)
