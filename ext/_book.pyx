@@ -645,10 +645,22 @@ cdef class OrderBook:
 
     # -- memory ------------------------------------------------------------------------------
 
-    cdef int _reserve(self) except -1:
+    cdef inline int _reserve(self) except -1:
         """Room for one more order, one more level and one more key per table, so the
         mutation that follows cannot fail. Growing the home region moves every order:
-        no order index may be held across this call."""
+        no order index may be held across this call. (Inline: on nearly every row
+        nothing needs to grow, and that is a handful of compares; ``_grow_for_order``
+        does the growing.)"""
+        if (((self._n + 1) * 2 <= self._home_cap or self._home_cap >= self._home_max)
+                and (self._ord_free >= 0 or self._ord_hw < self._ord_cap)
+                and (self._ids.count + 1) * 8 <= self._ids.cap * TABLE_LOAD_EIGHTHS
+                and (self._lvl_free >= 0 or self._lvl_hw < self._lvl_cap)
+                and (self._prices.count + 1) * 8 <= self._prices.cap * TABLE_LOAD_EIGHTHS):
+            return 0
+        return self._grow_for_order()
+
+    cdef int _grow_for_order(self) except -1:
+        """What ``_reserve`` found short: grow it (each step checks its own need)."""
         cdef Py_ssize_t over, cap
         cdef void* p
         if (self._n + 1) * 2 > self._home_cap and self._home_cap < self._home_max:
@@ -668,10 +680,18 @@ cdef class OrderBook:
             self._ord = <Order*>p
             self._ord_cap = cap
         _ids_reserve(&self._ids, 1)
-        return self._reserve_levels()
+        return self._grow_for_level()
 
-    cdef int _reserve_levels(self) except -1:
-        """Room for one more level (all an amend needs: it moves no order)."""
+    cdef inline int _reserve_levels(self) except -1:
+        """Room for one more level (all an amend needs: it moves no order); inline, as
+        ``_reserve``, with ``_grow_for_level`` doing the growing."""
+        if ((self._lvl_free >= 0 or self._lvl_hw < self._lvl_cap)
+                and (self._prices.count + 1) * 8 <= self._prices.cap * TABLE_LOAD_EIGHTHS):
+            return 0
+        return self._grow_for_level()
+
+    cdef int _grow_for_level(self) except -1:
+        """What ``_reserve_levels`` found short: grow it."""
         cdef Py_ssize_t cap
         cdef void* p
         if self._lvl_free < 0 and self._lvl_hw >= self._lvl_cap:
@@ -1556,6 +1576,9 @@ cdef class OrderBook:
             raise AssertionError("order count mismatch")
         if self._prices.count != self._nlev[0] + self._nlev[1]:
             raise AssertionError("level index mismatch")
+        if (self._prices.count * 8 > self._prices.cap * TABLE_LOAD_EIGHTHS
+                or self._ids.count * 8 > self._ids.cap * TABLE_LOAD_EIGHTHS):
+            raise AssertionError("a hash table is fuller than TABLE_LOAD_EIGHTHS allows")
         # a home slot holds an order of that home or nothing; an overflow slot is resting
         # (indexed by the id table, counted in its home's _ovf) or on the free list
         cdef Py_ssize_t i, h

@@ -99,8 +99,10 @@ cdef class OrderBook:
     cdef bint _hint_off              # the epoch's trial found the rows faster without hints
     cdef int64_t _row                # row index written into event records
 
-    cdef int _reserve(self) except -1
-    cdef int _reserve_levels(self) except -1
+    cdef inline int _reserve(self) except -1
+    cdef int _grow_for_order(self) except -1
+    cdef inline int _reserve_levels(self) except -1
+    cdef int _grow_for_level(self) except -1
     cdef int _grow_home(self, Py_ssize_t cap) except -1
     cdef int _ev_grow(self) except -1
     cdef inline int _emit(self, int64_t kind, int64_t a, int64_t b, int64_t acct, int64_t price,
