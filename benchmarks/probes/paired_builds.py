@@ -53,11 +53,7 @@ def load_book(checkout: str) -> Any:
 
 def workload(stream: str) -> bm.Workload:
     if stream == "inert_1m":
-        bm.prefill_columns, bm.MixGenerator = io.inert_prefill, io.InertMix
-        try:
-            return bm.build_workload(1_000_000, io.OPS, recent=io.RECENT, cache=False)
-        finally:
-            bm.prefill_columns, bm.MixGenerator = io.ORIGINAL, io.MIX
+        return io.inert_workload()
     return bm.build_workload(SIZES[stream], io.OPS, cache=False)
 
 
