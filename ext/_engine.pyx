@@ -252,6 +252,7 @@ cdef class MarketEngine:
     cdef readonly bint halted
     cdef Counts _open
     cdef Buffer _ins, _outs, _evs
+    cdef Py_ssize_t _fault_rows      # inject_fault: rows to let through, -1 when off
 
     def __init__(self, BalanceTable core not None, *, market, base, quote, fee_account,
                  lot_minor, npt, maker_fee_ppm, taker_fee_ppm, min_notional_minor,
@@ -288,6 +289,7 @@ cdef class MarketEngine:
         self._outs = Buffer()
         self._evs = Buffer()
         self._open = Counts()
+        self._fault_rows = -1
         for _oid, acct, _side, _price, _qty in self.book.export_state()["orders"]:
             self._open.add(acct, 1)
 
@@ -303,6 +305,15 @@ cdef class MarketEngine:
 
     def set_halted(self, halted):
         self.halted = bool(halted)
+
+    def inject_fault(self, after_rows):
+        """A test seam that the ledger never calls (see the twin): after ``after_rows``
+        more rows have been matched by the book, the next row the book matches raises
+        ``MemoryError`` where growing the event buffer can really fail, with the book
+        already changed by that row and none of its fills settled. -1 turns it off."""
+        if type(after_rows) is not int or not -1 <= after_rows <= MAX_ROWS:
+            raise ValueError(f"after_rows must be an int in -1..{MAX_ROWS}")
+        self._fault_rows = after_rows
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -537,6 +548,11 @@ cdef class MarketEngine:
         cdef int64_t* ev
         cdef int64_t kind
         cdef int64_t fees[3]
+        if self._fault_rows >= 0:
+            if self._fault_rows == 0:
+                self._fault_rows = -1
+                raise MemoryError("engine buffer (a fault injected by a test)")
+            self._fault_rows -= 1
         self._evs.reserve(book._ev_len // REC * EVF)
         for e in range(0, book._ev_len, REC):
             ev = book._ev + e      # row, kind, order id, maker id, maker account, price, qty, rem

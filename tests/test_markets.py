@@ -1280,6 +1280,109 @@ def test_submit_orders_lands_whole_or_not_at_all(tmp_path: Any) -> None:
     stale.close()
 
 
+def _engine(led: solvent.Ledger, market: str = MARKET) -> Any:
+    """The live engine of ``market`` (to inject a fault; a reload replaces it)."""
+    return led._markets.engines[market]
+
+
+def _failing_and_clean(core: str, clock: Clock) -> tuple[solvent.Ledger, solvent.Ledger]:
+    """Two ledgers built alike, both markets listed and one order resting on each side
+    of BTC-KRW: the first is the one whose engine fails, the second runs the same
+    commands without a fault, as the reference."""
+    pair = []
+    for _ in range(2):
+        led = solvent.Ledger.open("memory:", core=core, clock=clock)
+        market_exchange(led, clock)
+        _eth_market(led, clock)
+        sell(led, "c002", "0.2", "99000000")
+        buy(led, "c002", "0.2", "95000000")
+        pair.append(led)
+    return pair[0], pair[1]
+
+
+@pytest.mark.parametrize("after_rows", [0, 1])
+def test_an_engine_failure_mid_call_undoes_the_whole_call(
+    core: str, clock: Clock, after_rows: int
+) -> None:
+    """The engine raises part way through a ``submit_orders`` call, after the book has
+    matched a row and before its fills are settled (a real ``MemoryError`` growing the
+    event buffer would strike there): rows of earlier runs in the call, the other
+    market's included, took effect in the engines but none is journaled. The ledger
+    reloads, so nothing of the call remains, no ref is kept, and the retry gives what
+    the call gives on a ledger that never failed."""
+    led, clean = _failing_and_clean(core, clock)
+    batch = _ref_batch(led)  # BTC-KRW row 1, ETH-KRW row 2, BTC-KRW row 4 (crosses row 1)
+    batch[4] = led.order_row("c001", MARKET, "buy", qty="0.1", price="99000000")  # takes c002
+    markets = (MARKET, "ETH-KRW")
+    before = market_view(led, markets)
+    _engine(led).inject_fault(after_rows)  # 0: row 1 fails; 1: row 4 fails
+    with pytest.raises(MemoryError, match="injected"):
+        led.submit_orders(batch, ref="fault-1")
+    assert market_view(led, markets) == before
+    assert all(rec.ref != "fault-1" for rec in led.records())
+    check(led)
+    expected = clean.submit_orders(batch, ref="fault-1")
+    retry = led.submit_orders(batch, ref="fault-1")
+    assert not retry.replayed and list(retry) == list(expected)
+    assert retry.codes() == ["unknown_market", "ok", "ok", "invalid_argument", "ok",
+                             "invalid_argument"]
+    assert market_view(led, markets) | {"head": None} == \
+        market_view(clean, markets) | {"head": None}  # the clocks differ, not the state
+    check(led)
+    led.verify()
+    for x in (led, clean):
+        x.close()
+
+
+def test_an_engine_failure_in_a_single_order_changes_nothing(core: str, clock: Clock) -> None:
+    """``place_order`` whose taker the book has matched when the engine fails: the
+    maker stays, no balance moved, no hold is left; the same order then fills."""
+    led, clean = _failing_and_clean(core, clock)
+    before = market_view(led)
+    _engine(led).inject_fault(0)
+    with pytest.raises(MemoryError, match="injected"):
+        buy(led, "c001", "0.1", "99000000", client_order_id="t-1")
+    assert market_view(led) == before
+    check(led)
+    got = buy(led, "c001", "0.1", "99000000", client_order_id="t-1")
+    want = buy(clean, "c001", "0.1", "99000000", client_order_id="t-1")
+    assert (got.status, got.filled_qty, got.fills) == (want.status, want.filled_qty, want.fills)
+    assert got.status == "filled" and not got.replayed
+    assert market_view(led) | {"head": None} == market_view(clean) | {"head": None}
+    led.verify()
+    for x in (led, clean):
+        x.close()
+
+
+def test_an_engine_failure_inside_batch_keeps_the_commands_before_it(
+    core: str, clock: Clock, tmp_path: Any
+) -> None:
+    """Inside ``batch()``, a failing call is a savepoint: the commands before it stay
+    pending and commit when the block ends; the failed call left nothing."""
+    led = solvent.Ledger.open(f"sqlite:///{tmp_path / 'f.db'}", core=core, clock=clock)
+    market_exchange(led, clock)
+    with led.batch():
+        kept = sell(led, "c002", "0.2", "99000000")
+        _engine(led).inject_fault(0)
+        with pytest.raises(MemoryError, match="injected"):
+            led.submit_orders([led.order_row("c001", MARKET, "buy", qty="0.1",
+                                             price="99000000")])
+        assert led.book(MARKET, depth=5)["asks"] == [(Decimal("99000000"), Decimal("0.2"))]
+    assert [o.order_id for o in led.open_orders("c002")] == [kept.order_id]
+    assert led.open_orders("c001") == []
+    check(led)
+    led.close()
+    with solvent.Ledger.open(f"sqlite:///{tmp_path / 'f.db'}", core=core) as again:
+        assert [o.order_id for o in again.open_orders("c002")] == [kept.order_id]
+        again.verify()
+
+
+@pytest.mark.parametrize("bad", [-2, 100_001, 1.0, True, "1"])
+def test_inject_fault_refuses_a_bad_count(led: solvent.Ledger, ex: Any, bad: Any) -> None:
+    with pytest.raises(ValueError, match="after_rows"):
+        _engine(led).inject_fault(bad)
+
+
 # -- replay ---------------------------------------------------------------------------------------
 
 

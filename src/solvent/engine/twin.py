@@ -123,6 +123,7 @@ class MarketEngine:
         self.band_high = 0
         self.halted = False
         self._open: dict[int, int] = {}
+        self._fault_rows = -1  # inject_fault: rows to let through, -1 when off
         for _oid, acct, _side, _price, _qty in self.book.export_state()["orders"]:
             self._open[acct] = self._open.get(acct, 0) + 1
 
@@ -138,6 +139,17 @@ class MarketEngine:
 
     def set_halted(self, halted: bool) -> None:
         self.halted = bool(halted)
+
+    def inject_fault(self, after_rows: int) -> None:
+        """A test seam that the ledger never calls: after ``after_rows`` more rows
+        have been matched by the book, the next row the book matches raises
+        ``MemoryError`` where the compiled engine's event buffer can really fail to
+        grow, with the book already changed by that row and none of its fills
+        settled. -1 turns it off. (The ledger must then undo the whole call; the
+        tests of ``test_markets.py`` check that it does, on both engines.)"""
+        if type(after_rows) is not int or not -1 <= after_rows <= c.MAX_SUBMIT_ROWS:
+            raise ValueError(f"after_rows must be an int in -1..{c.MAX_SUBMIT_ROWS}")
+        self._fault_rows = after_rows
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -301,6 +313,11 @@ class MarketEngine:
         if code:
             self._release(acct, hold_asset, hold)
             return (_BOOK_CODES.get(code, c.INVALID_ARGUMENT), *refused)
+        if self._fault_rows >= 0:
+            if self._fault_rows == 0:
+                self._fault_rows = -1
+                raise MemoryError("engine buffer (a fault injected by a test)")
+            self._fault_rows -= 1
         held = hold
         status = filled = remaining = 0
         for kind, _oid, maker_id, maker_acct, lp, q, rem in events:
