@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterator
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import solvent
 from conftest import Clock, Exchange, assert_books_balance, build_exchange, observe
 from solvent import records as r
-from solvent.amounts import to_minor
+from solvent.amounts import from_minor, to_minor
 from solvent.core import codes as c
 from solvent.core import refs_class
 
@@ -736,3 +736,33 @@ def test_str_amount_fast_path_matches_the_general_path(text: str, decimals: int)
     assert fast == general
     if isinstance(fast, int):  # and the value is the exact decimal one
         assert fast == Decimal(text).scaleb(decimals)
+
+
+def _from_minor_by_text(minor: int, decimals: int) -> Decimal:
+    """What ``from_minor`` returns, spelt out: the digits as text, the point placed."""
+    if not decimals:
+        return Decimal(minor)
+    whole, frac = divmod(abs(minor), 10**decimals)
+    return Decimal(f"{'-' if minor < 0 else ''}{whole}.{frac:0{decimals}d}")
+
+
+@settings(max_examples=1_000, deadline=None)
+@given(
+    minor=st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(-(2**140), 2**140)),
+    decimals=st.integers(min_value=0, max_value=18),
+    caller_precision=st.sampled_from([None, 3, 12]),
+)
+def test_from_minor_is_exact_whatever_the_callers_decimal_context(
+    minor: int, decimals: int, caller_precision: int | None
+) -> None:
+    """``from_minor`` shifts the point of ints of up to 40 digits in its own context and
+    spells out longer ones: the same sign, digits and exponent as the text, also when the
+    embedding program runs with a decimal context of low precision."""
+    with localcontext() as ctx:
+        if caller_precision is not None:
+            ctx.prec = caller_precision
+        got = from_minor(minor, decimals)
+    want = _from_minor_by_text(minor, decimals)
+    assert got.as_tuple() == want.as_tuple() and str(got) == str(want)
+    if 0 < minor <= c.INT64_MAX:  # and it parses back to the same minor units
+        assert to_minor(got, decimals) == minor

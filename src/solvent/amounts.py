@@ -10,7 +10,7 @@ is an error, never a rounding. A ``float`` is a :class:`~solvent.FloatAmount`
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, Rounded
 from typing import Final
 
 from solvent.core.codes import INT64_MAX
@@ -19,6 +19,7 @@ from solvent.errors import FloatAmount, InvalidAmount, InvalidId
 MAX_ID_CHARS: Final = 128
 MAX_DECIMALS: Final = 18
 MAX_AMOUNT_CHARS: Final = 64
+MAX_SHIFT_DIGITS: Final = 40  # from_minor's fast path: ints of up to 40 digits
 
 _AMOUNT_RE: Final = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
 
@@ -110,10 +111,20 @@ def to_minor(
     return minor
 
 
+# Shifting the decimal point of an int of up to 40 digits is exact in this context (and
+# would raise rather than round): the caller's own decimal context plays no part.
+_SHIFT_CONTEXT: Final = Context(prec=MAX_SHIFT_DIGITS, Emin=-MAX_SHIFT_DIGITS,
+                                Emax=MAX_SHIFT_DIGITS, traps=[Inexact, Rounded])
+_SHIFT_MAX: Final = 10**MAX_SHIFT_DIGITS - 1
+
+
 def from_minor(minor: int, decimals: int) -> Decimal:
-    """The exact Decimal value of ``minor`` units at ``decimals`` places."""
+    """The exact Decimal value of ``minor`` units at ``decimals`` places (exponent
+    ``-decimals``: ``from_minor(100_000_000, 8)`` is ``Decimal('1.00000000')``)."""
     if not decimals:
         return Decimal(minor)
+    if -_SHIFT_MAX <= minor <= _SHIFT_MAX:  # every int64 amount and 128-bit sum
+        return Decimal(minor).scaleb(-decimals, _SHIFT_CONTEXT)
     sign = "-" if minor < 0 else ""
     whole, frac = divmod(abs(minor), 10**decimals)
     return Decimal(f"{sign}{whole}.{frac:0{decimals}d}")
