@@ -308,9 +308,10 @@ cdef class MarketEngine:
 
     def inject_fault(self, after_rows):
         """A test seam that the ledger never calls (see the twin): after ``after_rows``
-        more rows have been matched by the book, the next row the book matches raises
-        ``MemoryError`` where growing the event buffer can really fail, with the book
-        already changed by that row and none of its fills settled. -1 turns it off."""
+        more placing rows (limit or market) have been taken by the book, the next one the
+        book takes raises ``MemoryError`` where growing the event buffer can really fail,
+        with the book already changed by that row (rested or traded) and none of its
+        fills settled. -1 turns it off."""
         if type(after_rows) is not int or not -1 <= after_rows <= MAX_ROWS:
             raise ValueError(f"after_rows must be an int in -1..{MAX_ROWS}")
         self._fault_rows = after_rows

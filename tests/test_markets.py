@@ -1311,11 +1311,11 @@ def test_an_engine_failure_mid_call_undoes_the_whole_call(
     reloads, so nothing of the call remains, no ref is kept, and the retry gives what
     the call gives on a ledger that never failed."""
     led, clean = _failing_and_clean(core, clock)
-    batch = _ref_batch(led)  # BTC-KRW row 1, ETH-KRW row 2, BTC-KRW row 4 (crosses row 1)
+    batch = _ref_batch(led)  # runs: BTC-KRW row 1, ETH-KRW row 2, BTC-KRW row 4
     batch[4] = led.order_row("c001", MARKET, "buy", qty="0.1", price="99000000")  # takes c002
     markets = (MARKET, "ETH-KRW")
     before = market_view(led, markets)
-    _engine(led).inject_fault(after_rows)  # 0: row 1 fails; 1: row 4 fails
+    _engine(led).inject_fault(after_rows)  # 0: row 1 (it would rest) fails; 1: row 4 (a trade)
     with pytest.raises(MemoryError, match="injected"):
         led.submit_orders(batch, ref="fault-1")
     assert market_view(led, markets) == before

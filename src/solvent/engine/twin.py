@@ -141,11 +141,11 @@ class MarketEngine:
         self.halted = bool(halted)
 
     def inject_fault(self, after_rows: int) -> None:
-        """A test seam that the ledger never calls: after ``after_rows`` more rows
-        have been matched by the book, the next row the book matches raises
-        ``MemoryError`` where the compiled engine's event buffer can really fail to
-        grow, with the book already changed by that row and none of its fills
-        settled. -1 turns it off. (The ledger must then undo the whole call; the
+        """A test seam that the ledger never calls: after ``after_rows`` more placing
+        rows (limit or market) have been taken by the book, the next one the book takes
+        raises ``MemoryError`` where the compiled engine's event buffer can really fail
+        to grow, with the book already changed by that row (rested or traded) and none
+        of its fills settled. -1 turns it off. (The ledger must then undo the whole call; the
         tests of ``test_markets.py`` check that it does, on both engines.)"""
         if type(after_rows) is not int or not -1 <= after_rows <= c.MAX_SUBMIT_ROWS:
             raise ValueError(f"after_rows must be an int in -1..{c.MAX_SUBMIT_ROWS}")
