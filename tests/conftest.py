@@ -27,6 +27,7 @@ import pytest
 
 import solvent
 from solvent.amounts import from_minor
+from solvent.store import drop_postgres_store
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 CLOCK_START_NS = 1_771_000_000_000_000_000  # Feb 2026, when the Bithumb payout happened
@@ -82,11 +83,7 @@ def with_prefix(base: str, prefix: str) -> str:
 
 
 def drop_postgres_tables(url: str) -> None:
-    import psycopg
-
-    prefix = parse_qs(urlsplit(url).query)["prefix"][0]
-    with psycopg.connect(_conninfo(url), autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {prefix}journal, {prefix}snapshots")
+    drop_postgres_store(url)
 
 
 @pytest.fixture

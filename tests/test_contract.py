@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import threading
 import uuid
+from array import array
 from collections.abc import Iterator
 from decimal import Decimal
 
 import msgspec
+import psycopg
 import pytest
 
 import solvent
@@ -29,6 +31,8 @@ from conftest import (
     with_prefix,
 )
 from solvent import records as r
+from solvent.journal import GENESIS_DIGEST, StoredBatch
+from solvent.store import JournalStore, drop_postgres_store, postgres_conninfo
 
 BTC = 10**8  # satoshi per BTC
 
@@ -521,6 +525,64 @@ def test_postgresql_ledgers_open_concurrently() -> None:
     finally:
         for url in [shared, *own]:
             drop_postgres_tables(url)
+
+
+@pytest.mark.postgres
+def test_postgresql_journal_is_stored_with_lz4_and_big_batches_read_back() -> None:
+    """The journal sends each batch as a binary parameter and asks the server to store
+    new rows with lz4 (``solvent.store_postgres``): both tables are set to lz4 exactly
+    when the server has it (a session of its own may make it the default), also under
+    a prefix with capitals (quoted names), a second open finds them so, and a batch of
+    1.6 MB reads back byte for byte."""
+    require_postgres()
+    pg_url = with_prefix(postgres_base_url(), f"Lz_{uuid.uuid4().hex[:8]}_")
+    conninfo, prefix = postgres_conninfo(pg_url)
+    tables = [prefix + "journal", prefix + "snapshots"]
+    payload = array("q", range(200_000)).tobytes()  # int64 rows, like OrdersSubmitted
+    store = JournalStore(pg_url)
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            try:
+                conn.execute("SET default_toast_compression = lz4")
+                server_has_lz4 = True
+            except psycopg.Error:
+                server_has_lz4 = False
+            methods = dict(conn.execute(
+                "SELECT c.relname, a.attcompression FROM pg_attribute a "
+                "JOIN pg_class c ON c.oid = a.attrelid "
+                "WHERE c.relname = ANY(%s) AND a.attname = 'state'", (tables,)).fetchall())
+        assert store.lz4 is server_has_lz4
+        assert sorted(methods) == sorted(tables)
+        assert all((m == "l") is server_has_lz4 for m in methods.values()), methods
+        first = StoredBatch.seal(1, GENESIS_DIGEST, payload)
+        store.append(first)
+        store.append(StoredBatch.seal(2, first.digest, b"\x00\\x'\"" * 3))  # escapes too
+    finally:
+        store.close()
+    again = JournalStore(pg_url)
+    try:
+        assert again.lz4 is server_has_lz4
+        one, two = again.read()
+        assert (one.payload, one.digest) == (payload, first.digest)
+        assert two.payload == b"\x00\\x'\"" * 3
+    finally:
+        again.close()
+        drop_postgres_tables(pg_url)
+
+
+@pytest.mark.postgres
+def test_drop_postgres_store_drops_the_tables_of_a_prefix_with_capitals() -> None:
+    require_postgres()
+    url = with_prefix(postgres_base_url(), f"Dr_{uuid.uuid4().hex[:8]}_")
+    conninfo, prefix = postgres_conninfo(url)
+    query = "SELECT to_regclass(format('%%I', %s::text)) IS NOT NULL"
+    JournalStore(url).close()
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        assert [conn.execute(query, (prefix + t,)).fetchone() for t in ("journal", "snapshots")
+                ] == [(True,), (True,)]
+        drop_postgres_store(url)
+        assert [conn.execute(query, (prefix + t,)).fetchone() for t in ("journal", "snapshots")
+                ] == [(False,), (False,)]
 
 
 def test_nested_batch_keeps_outer_commands_and_journaled_rejections(

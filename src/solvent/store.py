@@ -5,7 +5,8 @@
   journal mode, SQLite's default ``synchronous=FULL``: a commit is on disk when
   it returns). The default store for an embedded ledger;
 * ``postgresql://user:password@host:port/dbname`` — eventsourcing's PostgreSQL
-  recorders, for production and for more than one machine.
+  recorders, for production and for more than one machine (the journal's sends each
+  batch as a binary parameter: ``solvent.store_postgres``).
 
 Query parameter ``prefix`` (letters, digits, ``_``) names the tables
 ``{prefix}journal`` and ``{prefix}snapshots`` (default ``solvent_``), so many
@@ -56,6 +57,7 @@ class JournalStore:
         nothing is created."""
         self.url = url
         self.create = create
+        self.lz4 = False  # PostgreSQL: new batches are stored with lz4 (store_postgres)
         self.mapper = make_mapper()
         self._datastore: Any = None
         self.backend, self.journal, self.snapshots = self._open(url)
@@ -112,11 +114,9 @@ class JournalStore:
     def _open_postgres(
         self, parts: Any, prefix: str
     ) -> tuple[str, ApplicationRecorder, AggregateRecorder]:
-        from eventsourcing.postgres import (
-            PostgresAggregateRecorder,
-            PostgresApplicationRecorder,
-            PostgresDatastore,
-        )
+        from eventsourcing.postgres import PostgresAggregateRecorder, PostgresDatastore
+
+        from solvent.store_postgres import PostgresJournalRecorder, prefer_lz4
 
         dbname = unquote(parts.path.lstrip("/")) or "postgres"
         self._datastore = PostgresDatastore(
@@ -128,9 +128,7 @@ class JournalStore:
             connect_timeout=5,
             pool_size=2,
         )
-        journal = PostgresApplicationRecorder(
-            self._datastore, events_table_name=prefix + "journal"
-        )
+        journal = PostgresJournalRecorder(self._datastore, events_table_name=prefix + "journal")
         snapshots = PostgresAggregateRecorder(
             self._datastore, events_table_name=prefix + "snapshots"
         )
@@ -146,6 +144,8 @@ class JournalStore:
                 if attempt == CREATE_TABLE_ATTEMPTS - 1:
                     raise
                 time.sleep(0.02 * (attempt + 1))
+        if self.create:
+            self.lz4 = prefer_lz4(self._datastore, (prefix + "journal", prefix + "snapshots"))
         return "postgresql", journal, snapshots
 
     # -- journal --------------------------------------------------------------
@@ -244,6 +244,32 @@ class JournalStore:
         if self._datastore is not None:
             self._datastore.close()
             self._datastore = None
+
+
+def postgres_conninfo(url: str) -> tuple[str, str]:
+    """``(libpq URL, table prefix)`` of a ``postgresql://`` store URL: the URL without
+    Solvent's own query (``prefix``), and the prefix, checked as the store checks it."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise StoreError(f"not a PostgreSQL store URL: {redact(url)}")
+    prefix = parse_qs(parts.query).get("prefix", ["solvent_"])[0]
+    if not _PREFIX_RE.fullmatch(prefix):
+        raise StoreError(f"table prefix {prefix!r} must match {_PREFIX_RE.pattern}")
+    return parts._replace(query="").geturl(), prefix
+
+
+def drop_postgres_store(url: str) -> None:
+    """Drop the two tables of the PostgreSQL store at ``url`` (``{prefix}journal`` and
+    ``{prefix}snapshots``), if they exist. For benchmarks and tests that make a store
+    with a table prefix of their own; nothing in a ledger's own path drops tables."""
+    import psycopg
+    from psycopg.sql import SQL, Identifier
+
+    conninfo, prefix = postgres_conninfo(url)
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+        # quoted as eventsourcing quotes them when it creates them (a prefix may have A-Z)
+        conn.execute(SQL("DROP TABLE IF EXISTS {}, {}").format(
+            Identifier(prefix + "journal"), Identifier(prefix + "snapshots")))
 
 
 def redact(url: str) -> str:
