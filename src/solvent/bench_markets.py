@@ -12,6 +12,11 @@ count too.
   ``OrdersSubmitted`` record per call), on the ``memory:`` store;
 * ``matching.durable_sqlite``: the same on a SQLite file (WAL,
   ``synchronous=FULL``), one commit per call (group commit);
+* ``matching.durable_postgres``: the same on PostgreSQL (eventsourcing's recorder, one
+  transaction per call), at ``SOLVENT_BENCH_POSTGRES_URL`` (default
+  ``postgresql://postgres@127.0.0.1:5432/postgres``), each run in tables of its own
+  prefix, dropped afterwards; reported as skipped, with the reason, when no server
+  answers there;
 * ``matching.pipeline_single``: the single-order commands (``place_order``,
   ``cancel_order``, ``amend_order``: decimal strings in, an ``Order`` view out,
   one record per command), ``ROWS_PER_CALL`` commands per ``batch()``, memory.
@@ -25,18 +30,24 @@ then sends identical rows, and both cores must journal the same history.
 from __future__ import annotations
 
 import gc
+import math
 import os
 import platform
 import random
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from solvent.engine import codes as ec
 from solvent.errors import Rejected
 from solvent.ledger import Ledger
 from solvent.matching import codes as mc
+from solvent.store import drop_postgres_store, postgres_conninfo, redact
 
 ACCOUNTS: Final = 1_000
 ROWS_PER_CALL: Final = 10_000
@@ -44,6 +55,9 @@ MID_KRW: Final = 98_000_000
 TICK_KRW: Final = 1_000
 LOT_BTC: Final = "0.001"
 TARGETS: Final = {"matching.pipeline_memory": 500_000, "matching.durable_sqlite": 250_000}
+POSTGRES_URL_ENV: Final = "SOLVENT_BENCH_POSTGRES_URL"
+DEFAULT_POSTGRES_URL: Final = "postgresql://postgres@127.0.0.1:5432/postgres"
+POSTGRES_CONNECT_TIMEOUT_S: Final = 3
 MIX: Final = ("60% limit around the touch (10% of them crossing), 25% cancel, 10% amend, "
               "5% market/IOC")
 
@@ -185,6 +199,40 @@ def run_single(led: Ledger, ops: list[tuple[Any, ...]], per_batch: int) -> dict[
     return counts
 
 
+def postgres_server() -> tuple[str, str | None]:
+    """``(base URL, None)`` when a PostgreSQL server answers at ``SOLVENT_BENCH_POSTGRES_URL``
+    (or the default), else ``(base URL, why not)``."""
+    import psycopg
+
+    base = os.environ.get(POSTGRES_URL_ENV) or DEFAULT_POSTGRES_URL
+    try:
+        conninfo, _prefix = postgres_conninfo(base)
+        with psycopg.connect(conninfo, connect_timeout=POSTGRES_CONNECT_TIMEOUT_S) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:  # any failure to connect or to parse means: not measured
+        return base, " ".join(f"{type(exc).__name__}: {exc}".split())
+    return base, None
+
+
+@contextmanager
+def _store_url(store: str, pg_base: str) -> Iterator[str]:
+    """A fresh, empty store of kind ``store`` for one run; removed afterwards."""
+    if store == "memory":
+        yield "memory:"
+    elif store == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="solvent-bench-") as tmp:
+            yield f"sqlite:///{tmp}/m.db"
+    else:
+        parts = urlsplit(pg_base)
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "prefix"]
+        query.append(("prefix", f"bench_{uuid.uuid4().hex[:12]}_"))
+        url = parts._replace(query=urlencode(query)).geturl()
+        try:
+            yield url
+        finally:
+            drop_postgres_store(url)
+
+
 def _trial(core: str, url: str, work: Any, single: bool) -> tuple[float, dict[str, int], str]:
     led = open_market_ledger(url, core)
     try:
@@ -204,16 +252,25 @@ def run_pipeline(quick: bool, repeats: int) -> dict[str, Any]:
     calls = resolve_rows(ops, ROWS_PER_CALL)
     single_ops = ops[: n // 10]
     results: dict[str, Any] = {}
-    for name, durable, single in (("matching.pipeline_memory", False, False),
-                                  ("matching.durable_sqlite", True, False),
-                                  ("matching.pipeline_single", False, True)):
+    pg_base, pg_missing = postgres_server()
+    for name, store, single in (("matching.pipeline_memory", "memory", False),
+                                ("matching.durable_sqlite", "sqlite", False),
+                                ("matching.durable_postgres", "postgres", False),
+                                ("matching.pipeline_single", "memory", True)):
+        if store == "postgres" and pg_missing is not None:
+            results[name] = {"unit": "ops/s", "value": math.nan,
+                             "baselines": {"python_twin": math.nan},
+                             "params": {"skipped": f"no PostgreSQL server at "
+                                                   f"{redact(pg_base)} ({pg_missing}); set "
+                                                   f"{POSTGRES_URL_ENV}",
+                                        "store": "postgresql"}}
+            continue
         runs: dict[str, list[float]] = {"compiled": [], "python": []}
         heads: set[str] = set()
         counts: dict[str, int] = {}
         for _ in range(repeats):
             for core in ("compiled", "python"):
-                with tempfile.TemporaryDirectory(prefix="solvent-bench-") as tmp:
-                    url = f"sqlite:///{tmp}/m.db" if durable else "memory:"
+                with _store_url(store, pg_base) as url:
                     rate, counts, head = _trial(core, url, single_ops if single else calls,
                                                 single)
                 runs[core].append(rate)
@@ -242,18 +299,23 @@ def run_pipeline(quick: bool, repeats: int) -> dict[str, Any]:
                               "one OrdersSubmitted record (msgspec), hash chain, commit")
             params["rows_per_call"] = ROWS_PER_CALL
             params["ops_per_commit"] = ROWS_PER_CALL
-            params["target"] = {"value": TARGETS[name]}
-            params["meets_target"] = best >= TARGETS[name]
-        if durable:
+            if name in TARGETS:
+                params["target"] = {"value": TARGETS[name]}
+                params["meets_target"] = best >= TARGETS[name]
+        if store == "sqlite":
             params["store"] = "sqlite file, WAL, synchronous=FULL"
+        elif store == "postgres":
+            params["store"] = (f"postgresql at {redact(postgres_conninfo(pg_base)[0])}, tables of "
+                               "their own per run (dropped after it), one transaction per "
+                               "call")
         results[name] = {"unit": "ops/s", "value": round(best),
                          "baselines": {"python_twin": round(twin)}, "params": params}
     return results
 
 
 def market_benchmarks() -> dict[str, Any]:
-    """``matching.pipeline_memory``, ``matching.durable_sqlite`` and
-    ``matching.pipeline_single`` for ``solvent bench``."""
+    """``matching.pipeline_memory``, ``matching.durable_sqlite``,
+    ``matching.durable_postgres`` and ``matching.pipeline_single`` for ``solvent bench``."""
     cache: dict[int, dict[str, Any]] = {}
 
     def bind(name: str) -> Any:
@@ -265,4 +327,5 @@ def market_benchmarks() -> dict[str, Any]:
 
         return call
 
-    return {name: bind(name) for name in (*TARGETS, "matching.pipeline_single")}
+    return {name: bind(name) for name in (*TARGETS, "matching.durable_postgres",
+                                          "matching.pipeline_single")}
