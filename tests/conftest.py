@@ -27,7 +27,7 @@ import pytest
 
 import solvent
 from solvent.amounts import from_minor
-from solvent.store import drop_postgres_store
+from solvent.store import drop_postgres_store, postgres_conninfo, postgres_unreachable
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 CLOCK_START_NS = 1_771_000_000_000_000_000  # Feb 2026, when the Bithumb payout happened
@@ -52,20 +52,13 @@ def postgres_unreachable_reason() -> str | None:
     """None when the server answers, else why not (probed once per session)."""
     base = postgres_base_url()
     if base not in _pg_probe:
-        import psycopg
-
-        try:
-            with psycopg.connect(_conninfo(base), connect_timeout=3) as conn:
-                conn.execute("SELECT 1")
-            _pg_probe[base] = None
-        except Exception as exc:  # any failure to connect means "no server"
-            _pg_probe[base] = " ".join(f"{type(exc).__name__}: {exc}".split())
+        _pg_probe[base] = postgres_unreachable(base)
     return _pg_probe[base]
 
 
 def _conninfo(url: str) -> str:
     """The URL without its query (``prefix`` is Solvent's, not libpq's)."""
-    return urlsplit(url)._replace(query="").geturl()
+    return postgres_conninfo(url)[0]
 
 
 def require_postgres() -> None:

@@ -47,7 +47,7 @@ from solvent.engine import codes as ec
 from solvent.errors import Rejected
 from solvent.ledger import Ledger
 from solvent.matching import codes as mc
-from solvent.store import drop_postgres_store, postgres_conninfo, redact
+from solvent.store import drop_postgres_store, postgres_conninfo, postgres_unreachable, redact
 
 ACCOUNTS: Final = 1_000
 ROWS_PER_CALL: Final = 10_000
@@ -202,16 +202,8 @@ def run_single(led: Ledger, ops: list[tuple[Any, ...]], per_batch: int) -> dict[
 def postgres_server() -> tuple[str, str | None]:
     """``(base URL, None)`` when a PostgreSQL server answers at ``SOLVENT_BENCH_POSTGRES_URL``
     (or the default), else ``(base URL, why not)``."""
-    import psycopg
-
     base = os.environ.get(POSTGRES_URL_ENV) or DEFAULT_POSTGRES_URL
-    try:
-        conninfo, _prefix = postgres_conninfo(base)
-        with psycopg.connect(conninfo, connect_timeout=POSTGRES_CONNECT_TIMEOUT_S) as conn:
-            conn.execute("SELECT 1")
-    except Exception as exc:  # any failure to connect or to parse means: not measured
-        return base, " ".join(f"{type(exc).__name__}: {exc}".split())
-    return base, None
+    return base, postgres_unreachable(base, POSTGRES_CONNECT_TIMEOUT_S)
 
 
 @contextmanager

@@ -258,6 +258,19 @@ def postgres_conninfo(url: str) -> tuple[str, str]:
     return parts._replace(query="").geturl(), prefix
 
 
+def postgres_unreachable(url: str, timeout_s: int = 3) -> str | None:
+    """None when a PostgreSQL server answers a query at ``url`` within ``timeout_s``
+    seconds, else why not (one line). For tests and benchmarks that need a server."""
+    import psycopg
+
+    try:
+        with psycopg.connect(postgres_conninfo(url)[0], connect_timeout=timeout_s) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:  # any failure to parse or to connect means "no server"
+        return " ".join(f"{type(exc).__name__}: {exc}".split())
+    return None
+
+
 def drop_postgres_store(url: str) -> None:
     """Drop the two tables of the PostgreSQL store at ``url`` (``{prefix}journal`` and
     ``{prefix}snapshots``), if they exist. For benchmarks and tests that make a store
