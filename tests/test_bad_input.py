@@ -450,12 +450,21 @@ def test_bad_open_arguments(kwargs: dict[str, Any], message: str) -> None:
 
 @pytest.mark.parametrize(
     "url", ["", "mysql://x/y", "sqlite://host/file.db", "sqlite:///", "memory:?x",
-            "sqlite:///x.db?prefix=bad-prefix", "postgresql:///test?prefix=1abc", 42],
+            "sqlite:///x.db?prefix=bad-prefix", "postgresql:///test?prefix=1abc",
+            "sqlite:///x.db?prefix=", 42],
 )
 def test_bad_store_urls(url: object, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(solvent.StoreError):
         solvent.Ledger.open(url)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "nan", "inf", "301", "5s", ""])
+def test_bad_postgres_connect_timeout(seconds: str) -> None:
+    """Refused before any connection is tried (no server is needed to see it)."""
+    url = f"postgresql://nobody@127.0.0.1:1/none?connect_timeout={seconds}"
+    with pytest.raises(solvent.StoreError, match=r"connect_timeout .* must be seconds in"):
+        solvent.Ledger.open(url)
 
 
 # -- actors and roles ----------------------------------------------------------------------

@@ -10,7 +10,10 @@
 
 Query parameter ``prefix`` (letters, digits, ``_``) names the tables
 ``{prefix}journal`` and ``{prefix}snapshots`` (default ``solvent_``), so many
-ledgers can share one database.
+ledgers can share one database. PostgreSQL URLs also take ``connect_timeout``:
+seconds a call waits for a connection (default 5, at most 300). eventsourcing tries
+each read and write 10 times, so a server that is gone fails a call after about
+10 × (``connect_timeout`` + 0.2) seconds.
 
 The journal is one stream; each stored event is one batch
 (``solvent.journal.StoredBatch``). Appending batch *n* when batch *n* exists
@@ -20,6 +23,7 @@ which this module reports as :class:`~solvent.errors.WriterFenced`.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -43,6 +47,8 @@ from solvent.errors import StoreError, TamperDetected, WriterFenced
 from solvent.journal import JOURNAL_ID, StoredBatch, StoredSnapshot, make_mapper
 
 READ_PAGE_BATCHES = 256
+DEFAULT_CONNECT_TIMEOUT_S = 5
+MAX_CONNECT_TIMEOUT_S = 300
 # checked before the mapper sees a row: it would import whatever module a topic names
 CREATE_TABLE_ATTEMPTS = 10
 _PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
@@ -72,7 +78,7 @@ class JournalStore:
 
             return "memory", POPOApplicationRecorder(), POPOAggregateRecorder()
         parts = urlsplit(url)
-        query = parse_qs(parts.query)
+        query = parse_qs(parts.query, keep_blank_values=True)  # "prefix=" is refused
         prefix = query.get("prefix", ["solvent_"])[0]
         if not _PREFIX_RE.fullmatch(prefix):
             raise StoreError(f"table prefix {prefix!r} must match {_PREFIX_RE.pattern}")
@@ -80,7 +86,7 @@ class JournalStore:
             if parts.scheme == "sqlite":
                 return self._open_sqlite(parts.path, parts.netloc, prefix)
             if parts.scheme in ("postgresql", "postgres"):
-                return self._open_postgres(parts, prefix)
+                return self._open_postgres(parts, prefix, _connect_timeout_s(query))
         except PersistenceError as e:
             raise StoreError(f"cannot open store {redact(url)}: {e}") from e
         raise StoreError(
@@ -112,7 +118,7 @@ class JournalStore:
         return "sqlite", journal, snapshots
 
     def _open_postgres(
-        self, parts: Any, prefix: str
+        self, parts: Any, prefix: str, connect_timeout_s: float
     ) -> tuple[str, ApplicationRecorder, AggregateRecorder]:
         from eventsourcing.postgres import PostgresAggregateRecorder, PostgresDatastore
 
@@ -125,7 +131,7 @@ class JournalStore:
             port=parts.port or 5432,
             user=unquote(parts.username or "postgres"),
             password=unquote(parts.password or ""),
-            connect_timeout=5,
+            connect_timeout=connect_timeout_s,
             pool_size=2,
         )
         journal = PostgresJournalRecorder(self._datastore, events_table_name=prefix + "journal")
@@ -246,13 +252,25 @@ class JournalStore:
             self._datastore = None
 
 
+def _connect_timeout_s(query: dict[str, list[str]]) -> float:
+    text = query.get("connect_timeout", [str(DEFAULT_CONNECT_TIMEOUT_S)])[0]
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_CONNECT_TIMEOUT_S:  # also NaN
+        raise StoreError(f"connect_timeout {text!r} must be seconds in (0, "
+                         f"{MAX_CONNECT_TIMEOUT_S}]")
+    return value
+
+
 def postgres_conninfo(url: str) -> tuple[str, str]:
     """``(libpq URL, table prefix)`` of a ``postgresql://`` store URL: the URL without
     Solvent's own query (``prefix``), and the prefix, checked as the store checks it."""
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres"):
         raise StoreError(f"not a PostgreSQL store URL: {redact(url)}")
-    prefix = parse_qs(parts.query).get("prefix", ["solvent_"])[0]
+    prefix = parse_qs(parts.query, keep_blank_values=True).get("prefix", ["solvent_"])[0]
     if not _PREFIX_RE.fullmatch(prefix):
         raise StoreError(f"table prefix {prefix!r} must match {_PREFIX_RE.pattern}")
     return parts._replace(query="").geturl(), prefix
