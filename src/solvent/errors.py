@@ -160,6 +160,14 @@ class WriterFenced(StoreError):
     commands were discarded and its state reloaded from the store."""
 
 
+class CommitOutcomeUnknown(StoreError):
+    """A commit failed and the store could not be read back, so whether its batch
+    landed is unknown (a lost connection may have cut off the reply to a commit the
+    server made). The ledger shows no state until the store answers again: every
+    later call reads the journal first (and raises this while it cannot). Then the
+    journal decides: a retry with the same ``ref`` is safe either way."""
+
+
 class LedgerClosed(SolventError):
     """The ledger was closed; open it again."""
 

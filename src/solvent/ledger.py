@@ -21,7 +21,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import msgspec
 
@@ -149,6 +149,10 @@ class Ledger(CustodyCommands, MarketCommands):
         self._depth = 0
         self._lock = threading.RLock()
         self._closed = False
+        self._core_name = state.core_name
+        # set while the in-memory state is not known to match the journal (a commit or
+        # rollback failed and the store could not be read back); see _LostState
+        self._lost: e.StoreError | None = None
         self._trees: dict[str, Any] = {}  # asset -> the last liabilities tree built
         self._leaf_key_cache: list[bytes] = []  # account number -> proof leaf key
 
@@ -197,7 +201,7 @@ class Ledger(CustodyCommands, MarketCommands):
             if self._depth:
                 raise e.InvalidState("close() inside ledger.batch()")
             try:
-                if self._state.position > self._last_snapshot_position:
+                if self._lost is None and self._state.position > self._last_snapshot_position:
                     self.snapshot()
             finally:
                 self._closed = True
@@ -228,7 +232,7 @@ class Ledger(CustodyCommands, MarketCommands):
 
     @property
     def core(self) -> str:
-        return self._state.core_name
+        return self._core_name
 
     @property
     def backend(self) -> str:
@@ -556,9 +560,16 @@ class Ledger(CustodyCommands, MarketCommands):
         savepoint: the commands before it stay pending); if the commit fails,
         none of the batch took effect. Journaled rejections from a rolled-back
         block are kept: they are the forensic trace.
+
+        Where a lost connection cut off the reply to a commit the server made, the
+        ledger finds its batch in the journal and the block exits normally; where
+        the store cannot be read back, :class:`~solvent.CommitOutcomeUnknown`
+        (docs/journal.md, "When the store fails mid-commit").
         """
         with self._lock:
             self._check_open()
+            if self._lost is not None and self._depth == 0:
+                self._recover()  # a new batch starts from the journal, or not at all
             mark = len(self._pending)
             self._depth += 1
             ok = False
@@ -766,6 +777,11 @@ class Ledger(CustodyCommands, MarketCommands):
         return Receipt(position=rec.position, ref=ref)
 
     def _commit(self) -> None:
+        if self._lost is not None:  # lost inside this batch(): its commands are gone
+            why = self._lost
+            self._pending = []
+            self._recover()
+            raise type(why)(f"the batch did not take effect: {why}") from why
         if not self._pending:
             return
         state = self._state
@@ -777,10 +793,11 @@ class Ledger(CustodyCommands, MarketCommands):
         sealed = StoredBatch.seal(version, state.head_digest, payload)
         try:
             self._store.append(sealed)
-        except BaseException:
+        except BaseException as failure:
             self._pending = []
-            self._reload()
-            raise
+            if not self._landed(failure, version, sealed.digest):
+                raise
+            return  # the server made the commit; only its reply was lost
         self._pending = []
         state.version = version
         state.head_digest = sealed.digest
@@ -790,11 +807,23 @@ class Ledger(CustodyCommands, MarketCommands):
     def _abort(self, mark: int) -> None:
         """Roll back the pending records from ``mark`` on (a savepoint): reload the
         committed state, re-apply the records before ``mark``, and keep the
-        journaled rejections of the rolled-back part."""
+        journaled rejections of the rolled-back part. If the store cannot be read
+        back, the state is lost (:class:`_LostState`) and so is the whole batch."""
         keep = self._pending[:mark]
         rejections = [rec for rec in self._pending[mark:] if isinstance(rec, _KEEP_ON_ABORT)]
         self._pending = []
-        self._reload()
+        if self._lost is not None and self._depth:
+            return  # lost earlier in this batch: nothing to roll back to until it ends
+        try:
+            state = load_state(self._store, self._core_name)
+        except BaseException as exc:
+            why = e.StoreError(f"a rollback could not read the store back ({_one_line(exc)}); "
+                               "this ledger's uncommitted commands did not take effect")
+            self._lose_state(why)
+            if not isinstance(exc, Exception):
+                raise  # an interrupt stays an interrupt
+            raise why from exc
+        self._install(state)
         for rec in keep:
             self._state.apply(rec)
         self._pending = list(keep)
@@ -826,12 +855,79 @@ class Ledger(CustodyCommands, MarketCommands):
             return self._state
         return state_at(self._store, self._state.core_name, position)
 
-    def _reload(self) -> None:
-        self._state = load_state(self._store, self._state.core_name)
+    def _install(self, state: LedgerState) -> None:
+        """Take ``state``, just rebuilt from the store, as this ledger's state."""
+        self._state = state
+        self._lost = None
         # rolled-back accounts free their numbers for others: drop what was derived
         self._trees = {}
         self._leaf_key_cache = []
-        self._last_snapshot_position = self._state.position
+        self._last_snapshot_position = state.position
+
+    def _lose_state(self, why: e.StoreError) -> None:
+        """Stop trusting the in-memory state, which may hold commands that the journal
+        does not: until the store can be read again, every use of the state raises."""
+        self._lost = why
+        self._pending = []
+        self._trees = {}
+        self._leaf_key_cache = []
+        self._state = cast(LedgerState, _LostState(self))
+
+    def _recover(self) -> LedgerState:
+        """The state rebuilt from the store, for a ledger whose state was lost; raises
+        (the error that lost it, updated) while the store cannot be read, and inside the
+        ``batch()`` whose commands were lost."""
+        with self._lock:
+            why = self._lost
+            if why is None:  # another thread recovered first
+                return self._state
+            if self._depth:
+                raise type(why)(f"{why} (leave this batch(): none of it can take "
+                                "effect)") from why
+            store = self._store
+            try:
+                if store.backend != "memory":
+                    # fresh connections: a pool that lost its server may wait long
+                    # between attempts to reconnect
+                    store = JournalStore(self._store.url, create=False)
+                state = load_state(store, self._core_name)
+            except Exception as exc:
+                if store is not self._store:
+                    store.close()
+                raise type(why)(f"{why}; the store still cannot be read: "
+                                f"{_one_line(exc)}") from exc
+            if store is not self._store:
+                self._store.close()
+                self._store = store
+            self._install(state)
+            return state
+
+    def _landed(self, failure: BaseException, version: int, digest: bytes) -> bool:
+        """After the append of batch ``version`` (sealed with ``digest``) raised
+        ``failure``: read the store back and tell whether the batch is in the journal
+        all the same (a lost connection can cut off the reply to a commit the server
+        made; eventsourcing then retries and meets its own row). The state is then the
+        journal's either way. Raises :class:`~solvent.CommitOutcomeUnknown` when the
+        store cannot be read back."""
+        try:
+            state = load_state(self._store, self._core_name)
+        except BaseException as exc:
+            why = e.CommitOutcomeUnknown(
+                f"the commit of batch {version} failed ({_one_line(failure)}) and the store "
+                f"could not be read back ({_one_line(exc)}): whether batch {version} is in "
+                "the journal is unknown until the store answers")
+            self._lose_state(why)
+            if not isinstance(exc, Exception):
+                raise  # an interrupt stays an interrupt
+            if not isinstance(failure, Exception):
+                raise failure from exc
+            raise why from failure
+        self._install(state)
+        if state.version < version or not isinstance(failure, Exception):
+            return False
+        if state.version == version:
+            return state.head_digest == digest
+        return next(iter(self._store.read(after_version=version - 1))).digest == digest
 
     def _bulk_result_at(self, position: int, ref: str) -> BulkResult:
         for rec in self.records(after_position=position - 1):
@@ -844,6 +940,30 @@ class Ledger(CustodyCommands, MarketCommands):
                 return BulkResult(position=position, ref=ref, applied=rec.outcome.count(0),
                                   outcomes=rec.outcome, replayed=True)
         raise AssertionError(f"bulk ref {ref!r} points at position {position}, not found")
+
+
+class _LostState:
+    """Stands in for the state of a ledger that could not read its store back after a
+    failed commit or rollback (``Ledger._lose_state``). The state in memory then may
+    hold commands that the journal does not, so it is dropped: any use of this
+    stand-in rebuilds the state from the store first (``Ledger._recover``) and raises
+    while the store cannot be read. No balance the journal does not hold is ever shown
+    or built on. The happy path pays nothing for it."""
+
+    __slots__ = ("_ledger",)
+
+    def __init__(self, ledger: Ledger) -> None:
+        object.__setattr__(self, "_ledger", ledger)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger._recover(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._ledger._recover(), name, value)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 def _int64_column(values: Sequence[int], name: str) -> array:  # type: ignore[type-arg]

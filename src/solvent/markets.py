@@ -1045,7 +1045,10 @@ class MarketCommands:
         The call is atomic: its records commit together, in one store batch (or
         with the enclosing :meth:`~solvent.Ledger.batch`). If the engine or the
         store fails part way, the exception propagates and none of the call took
-        effect, so a retry, with the same ``ref`` or none, runs every row afresh.
+        effect, so a retry, with the same ``ref`` or none, runs every row afresh;
+        except :class:`~solvent.CommitOutcomeUnknown` (the store could not tell
+        whether the commit landed), after which only a retry with the same ``ref``
+        is safe.
 
         ``ref`` (optional) makes the call idempotent: a later call with the same
         ``ref`` and the same rows, by the same actor, runs nothing and returns the

@@ -1,0 +1,133 @@
+"""A PostgreSQL store that fails in the middle of a commit, for real.
+
+The ledger talks to the real server through a TCP relay (``netfault.Relay``) that cuts
+the wire at the two places a network cuts it: after the server has received a
+``COMMIT`` but before its reply arrives, and altogether. Whatever happens, the ledger
+must tell the caller the truth and must never show or build on a balance that the
+journal does not hold:
+
+* a commit whose reply is lost is in the journal, so the command returns normally
+  (eventsourcing retries the insert and meets its own row; the ledger reads the store
+  back and finds its batch there);
+* a commit that fails while the store cannot be read back raises
+  ``CommitOutcomeUnknown``; until the store answers every read raises too, and then the
+  state is the journal's, with no gap in the positions;
+* a ``batch()`` whose rollback could not read the store back does not commit any of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+import pytest
+
+import solvent
+from conftest import Clock, build_exchange
+from netfault import Relay
+from solvent import records as r
+
+pytestmark = pytest.mark.postgres
+
+FAST_FAIL = "connect_timeout=0.5"  # a call to a server that is gone fails in ~7 s, not ~52
+
+
+@pytest.fixture
+def relayed(pg_url: str) -> Iterator[tuple[Relay, str]]:
+    """A relay to the test server, and the store URL of ``pg_url`` through it."""
+    parts = urlsplit(pg_url)
+    relay = Relay(parts.hostname or "127.0.0.1", parts.port or 5432)
+    user = parts.netloc.rpartition("@")[0]
+    netloc = (user + "@" if user else "") + f"127.0.0.1:{relay.port}"
+    yield relay, parts._replace(netloc=netloc).geturl() + "&" + FAST_FAIL
+    relay.close()
+
+
+def transfers(led: solvent.Ledger) -> list[str]:
+    return [rec.ref for rec in led.records() if isinstance(rec, r.Transferred)]
+
+
+def assert_journal_whole(led: solvent.Ledger) -> None:
+    positions = [rec.position for rec in led.records()]
+    assert positions == list(range(1, led.position + 1))
+    report = led.verify()  # raises TamperDetected on a gap or a changed batch
+    assert (report.records, report.head_digest) == (led.position, led.head_digest)
+
+
+def test_a_commit_whose_reply_is_lost_returns_as_made(
+    relayed: tuple[Relay, str], core: str
+) -> None:
+    relay, url = relayed
+    led = solvent.Ledger.open(url, core=core, clock=Clock())
+    try:
+        a, b = build_exchange(led, customers=2, customer_btc=1).customers
+        relay.cut_after_commit()
+        receipt = led.transfer(a, b, "BTC", "0.4", ref="t-1")
+        assert relay.commits_cut == 1  # the wire was cut after the server got COMMIT
+        assert receipt == solvent.Receipt(position=led.position, ref="t-1")
+        assert led.balance(a, "BTC").available == Decimal("0.6")
+        assert transfers(led) == ["t-1"]  # in the journal once
+        led.transfer(a, b, "BTC", "0.1", ref="t-2")
+        assert_journal_whole(led)
+        head = led.head_digest
+    finally:
+        led.close()
+    with solvent.Ledger.open(url, core=core) as again:
+        assert again.head_digest == head
+        assert again.balance(b, "BTC").available == Decimal("1.5")
+
+
+def test_a_commit_to_a_store_that_is_gone_shows_no_state_until_it_answers(
+    relayed: tuple[Relay, str],
+) -> None:
+    relay, url = relayed
+    led = solvent.Ledger.open(url, clock=Clock())
+    try:
+        a, b = build_exchange(led, customers=2, customer_btc=1).customers
+        before = (led.position, led.version, led.head_digest)
+        relay.go_down()
+        with pytest.raises(solvent.CommitOutcomeUnknown, match="commit of batch 2 failed"):
+            led.transfer(a, b, "BTC", "0.4", ref="t-1")
+        # the transfer was applied in memory before the commit: it must not show
+        with pytest.raises(solvent.CommitOutcomeUnknown, match="still cannot be read"):
+            led.balance(a, "BTC")
+        relay.come_back()
+        assert (led.position, led.version, led.head_digest) == before
+        assert led.balance(a, "BTC").available == Decimal(1)
+        assert transfers(led) == []
+        led.transfer(a, b, "BTC", "0.1", ref="t-2")  # at the next position, no gap
+        assert transfers(led) == ["t-2"]
+        assert_journal_whole(led)
+    finally:
+        led.close()
+
+
+def test_a_batch_whose_rollback_cannot_read_the_store_commits_nothing(
+    relayed: tuple[Relay, str],
+) -> None:
+    relay, url = relayed
+    led = solvent.Ledger.open(url, clock=Clock())
+    try:
+        a, b = build_exchange(led, customers=2, customer_btc=1).customers
+        before = led.position
+        with (pytest.raises(solvent.StoreError, match="the batch did not take effect"),
+              led.batch()):
+            led.transfer(a, b, "BTC", "0.1", ref="t-1")
+            relay.go_down()
+            # a savepoint that fails, and cannot roll back
+            with (pytest.raises(solvent.StoreError, match="rollback could not read"),
+                  led.batch()):
+                led.transfer(a, b, "BTC", "0.2", ref="t-2")
+                raise LookupError("the caller's own failure")
+            # the caller carries on inside the batch: nothing more may join it
+            with pytest.raises(solvent.StoreError, match="leave this batch"):
+                led.transfer(a, b, "BTC", "0.3", ref="t-3")
+            relay.come_back()
+        assert led.position == before
+        assert led.balance(a, "BTC").available == Decimal(1)
+        assert transfers(led) == []
+        led.transfer(a, b, "BTC", "0.1", ref="t-4")
+        assert_journal_whole(led)
+    finally:
+        led.close()
