@@ -532,8 +532,8 @@ def test_postgresql_journal_is_stored_with_lz4_and_big_batches_read_back() -> No
     """The journal sends each batch as a binary parameter and asks the server to store
     new rows with lz4 (``solvent.store_postgres``): both tables are set to lz4 exactly
     when the server has it (a session of its own may make it the default), also under
-    a prefix with capitals (quoted names), a second open finds them so, and a batch of
-    1.6 MB reads back byte for byte."""
+    a prefix with capitals (quoted names), a second open finds them so, and a batch and
+    a snapshot of 1.6 MB read back byte for byte."""
     require_postgres()
     pg_url = with_prefix(postgres_base_url(), f"Lz_{uuid.uuid4().hex[:8]}_")
     conninfo, prefix = postgres_conninfo(pg_url)
@@ -557,6 +557,9 @@ def test_postgresql_journal_is_stored_with_lz4_and_big_batches_read_back() -> No
         first = StoredBatch.seal(1, GENESIS_DIGEST, payload)
         store.append(first)
         store.append(StoredBatch.seal(2, first.digest, b"\x00\\x'\"" * 3))  # escapes too
+        store.put_snapshot(1, payload)  # snapshots are sent in binary as well
+        store.put_snapshot(2, b"\x00\\x'\"" * 3)
+        store.put_snapshot(1, b"another writer's")  # a version's first snapshot stays
     finally:
         store.close()
     again = JournalStore(pg_url)
@@ -565,6 +568,7 @@ def test_postgresql_journal_is_stored_with_lz4_and_big_batches_read_back() -> No
         one, two = again.read()
         assert (one.payload, one.digest) == (payload, first.digest)
         assert two.payload == b"\x00\\x'\"" * 3
+        assert list(again.snapshots_desc()) == [(2, b"\x00\\x'\"" * 3), (1, payload)]
     finally:
         again.close()
         drop_postgres_tables(pg_url)

@@ -120,9 +120,13 @@ class JournalStore:
     def _open_postgres(
         self, parts: Any, prefix: str, connect_timeout_s: float
     ) -> tuple[str, ApplicationRecorder, AggregateRecorder]:
-        from eventsourcing.postgres import PostgresAggregateRecorder, PostgresDatastore
+        from eventsourcing.postgres import PostgresDatastore
 
-        from solvent.store_postgres import PostgresJournalRecorder, prefer_lz4
+        from solvent.store_postgres import (
+            PostgresJournalRecorder,
+            PostgresSnapshotRecorder,
+            prefer_lz4,
+        )
 
         dbname = unquote(parts.path.lstrip("/")) or "postgres"
         self._datastore = PostgresDatastore(
@@ -135,7 +139,7 @@ class JournalStore:
             pool_size=2,
         )
         journal = PostgresJournalRecorder(self._datastore, events_table_name=prefix + "journal")
-        snapshots = PostgresAggregateRecorder(
+        snapshots = PostgresSnapshotRecorder(
             self._datastore, events_table_name=prefix + "snapshots"
         )
         for attempt in range(CREATE_TABLE_ATTEMPTS if self.create else 0):

@@ -9,7 +9,9 @@ whose payload can be megabytes (an ``OrdersSubmitted`` record of 10,000 rows is 
 1.6 MB): that text round trip was most of the commit.
 
 This recorder inserts the one event of an ``append`` with a plain ``INSERT ... VALUES``
-whose payload parameter is sent in binary (psycopg's ``%b``). Everything else is
+whose payload parameter is sent in binary (psycopg's ``%b``), and so does the
+snapshot recorder (a big ledger's snapshot is tens of megabytes: 64 MB took 5.0 s
+to store as text, 0.5 s as binary). Everything else is
 eventsourcing's: the table and its primary key on ``(originator_id,
 originator_version)`` (a second writer of the same batch number gets ``IntegrityError``,
 which the store reports as ``WriterFenced``), the exclusive table lock and the
@@ -32,7 +34,11 @@ from typing import Any
 
 import psycopg
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+)
 from psycopg.sql import SQL, Identifier
 
 
@@ -58,6 +64,34 @@ class PostgresJournalRecorder(PostgresApplicationRecorder):
             return
         self._lock_table(curs)
         self._notify_channel(curs)
+        event = stored_events[0]
+        curs.execute(
+            self.insert_one_binary_statement,
+            (event.originator_id, event.originator_version, event.topic, event.state),
+        )
+
+
+class PostgresSnapshotRecorder(PostgresAggregateRecorder):
+    """eventsourcing's PostgreSQL aggregate recorder for the snapshots table, inserting
+    one snapshot with its payload as a binary parameter (see the module doc). The
+    primary key still makes a second snapshot of a version an ``IntegrityError``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.insert_one_binary_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "VALUES (%s, %s, %s, %b)"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+        )
+
+    def _insert_stored_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        if len(stored_events) != 1:
+            super()._insert_stored_events(curs, stored_events, **kwargs)
+            return
         event = stored_events[0]
         curs.execute(
             self.insert_one_binary_statement,
