@@ -12,7 +12,9 @@ journal does not hold:
 * a commit that fails while the store cannot be read back raises
   ``CommitOutcomeUnknown``; until the store answers every read raises too, and then the
   state is the journal's, with no gap in the positions;
-* a ``batch()`` whose rollback could not read the store back does not commit any of it.
+* a ``batch()`` whose rollback could not read the store back does not commit any of it;
+* an automatic snapshot that the server refuses does not fail the command that
+  committed (it is kept in ``last_snapshot_error``).
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from collections.abc import Iterator
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
+from psycopg.sql import SQL, Identifier
 
 import solvent
 from conftest import Clock, build_exchange
 from netfault import Relay
 from solvent import records as r
+from solvent.store import postgres_conninfo
 
 pytestmark = pytest.mark.postgres
 
@@ -128,6 +133,40 @@ def test_a_batch_whose_rollback_cannot_read_the_store_commits_nothing(
         assert led.balance(a, "BTC").available == Decimal(1)
         assert transfers(led) == []
         led.transfer(a, b, "BTC", "0.1", ref="t-4")
+        assert_journal_whole(led)
+    finally:
+        led.close()
+
+
+def test_an_automatic_snapshot_the_server_refuses_does_not_fail_the_command(
+    pg_url: str,
+) -> None:
+    conninfo, prefix = postgres_conninfo(pg_url)
+    snapshots = Identifier(prefix + "snapshots")
+    led = solvent.Ledger.open(pg_url, clock=Clock(), snapshot_every=4)
+    try:
+        a, b = build_exchange(led, customers=2, customer_btc=1).customers  # 9 records
+        assert led.last_snapshot_error is None
+        with psycopg.connect(conninfo, autocommit=True) as conn:  # the server refuses
+            conn.execute(SQL(  # (like a full tablespace) new snapshots, and only them
+                "CREATE FUNCTION {} () RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'no room for snapshots'; END $$"
+            ).format(Identifier(prefix + "refuse")))
+            conn.execute(SQL("CREATE TRIGGER refuse BEFORE INSERT ON {} FOR EACH ROW "
+                             "EXECUTE FUNCTION {} ()").format(
+                snapshots, Identifier(prefix + "refuse")))
+            receipts = [led.transfer(a, b, "BTC", "0.1", ref=f"t-{i}") for i in range(4)]
+            assert isinstance(led.last_snapshot_error, solvent.StoreError)
+            assert "no room for snapshots" in str(led.last_snapshot_error)
+            assert transfers(led) == [f"t-{i}" for i in range(4)]  # all four committed
+            assert [rc.position for rc in receipts] == list(range(10, 14))
+            conn.execute(SQL("DROP TRIGGER refuse ON {}").format(snapshots))
+            for i in range(4, 8):
+                led.transfer(a, b, "BTC", "0.1", ref=f"t-{i}")
+            assert led.last_snapshot_error is None  # the next period's snapshot is made
+            count = conn.execute(SQL("SELECT count(*) FROM {}").format(snapshots)).fetchone()
+            assert count is not None and count[0] >= 1
+            conn.execute(SQL("DROP FUNCTION {} ()").format(Identifier(prefix + "refuse")))
         assert_journal_whole(led)
     finally:
         led.close()

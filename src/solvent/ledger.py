@@ -153,6 +153,11 @@ class Ledger(CustodyCommands, MarketCommands):
         # set while the in-memory state is not known to match the journal (a commit or
         # rollback failed and the store could not be read back); see _LostState
         self._lost: e.StoreError | None = None
+        self.last_snapshot_error: e.StoreError | None = None
+        """Why the last automatic snapshot (after a commit, or on ``close()``) failed, or
+        None once one succeeds. Such a failure loses nothing (the journal is the truth;
+        opening replays more batches), so it never fails the command that committed:
+        the next try comes after another ``snapshot_every`` records."""
         self._trees: dict[str, Any] = {}  # asset -> the last liabilities tree built
         self._leaf_key_cache: list[bytes] = []  # account number -> proof leaf key
 
@@ -194,7 +199,8 @@ class Ledger(CustodyCommands, MarketCommands):
         )
 
     def close(self) -> None:
-        """Commit nothing more, write a snapshot if the tail is long, close the store."""
+        """Commit nothing more, write a snapshot if the tail is long (a failure is kept
+        in ``last_snapshot_error``, not raised), close the store."""
         with self._lock:
             if self._closed:
                 return
@@ -202,7 +208,7 @@ class Ledger(CustodyCommands, MarketCommands):
                 raise e.InvalidState("close() inside ledger.batch()")
             try:
                 if self._lost is None and self._state.position > self._last_snapshot_position:
-                    self.snapshot()
+                    self._auto_snapshot()
             finally:
                 self._closed = True
                 self._store.close()
@@ -802,7 +808,18 @@ class Ledger(CustodyCommands, MarketCommands):
         state.version = version
         state.head_digest = sealed.digest
         if state.position - self._last_snapshot_position >= self._snapshot_every:
+            self._auto_snapshot()
+
+    def _auto_snapshot(self) -> None:
+        """A snapshot the ledger takes by itself: its failure is kept in
+        ``last_snapshot_error``, not raised from a command that did commit."""
+        try:
             self.snapshot()
+        except e.StoreError as exc:
+            self.last_snapshot_error = exc
+            self._last_snapshot_position = self._state.position  # next try: a period on
+        else:
+            self.last_snapshot_error = None
 
     def _abort(self, mark: int) -> None:
         """Roll back the pending records from ``mark`` on (a savepoint): reload the
