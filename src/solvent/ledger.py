@@ -15,6 +15,7 @@ as :class:`~solvent.records.CommandRejected` before the rejection is raised.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from array import array
@@ -786,7 +787,8 @@ class Ledger(CustodyCommands, MarketCommands):
         if self._lost is not None:  # lost inside this batch(): its commands are gone
             why = self._lost
             self._pending = []
-            self._recover()
+            with contextlib.suppress(e.StoreError):  # else the next call tries again
+                self._recover()
             raise type(why)(f"the batch did not take effect: {why}") from why
         if not self._pending:
             return
