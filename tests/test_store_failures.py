@@ -1,4 +1,4 @@
-"""A PostgreSQL store that fails in the middle of a commit, for real.
+"""A store that fails in the middle of a commit, for real.
 
 The ledger talks to the real server through a TCP relay (``netfault.Relay``) that cuts
 the wire at the two places a network cuts it: after the server has received a
@@ -14,15 +14,22 @@ journal does not hold:
   state is the journal's, with no gap in the positions;
 * a ``batch()`` whose rollback could not read the store back does not commit any of it;
 * an automatic snapshot that the server refuses does not fail the command that
-  committed (it is kept in ``last_snapshot_error``).
+  committed (it is kept in ``last_snapshot_error``);
+* a SQLite file that cannot grow (the disk is full) fails the commit, and the state is
+  the journal's.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
@@ -34,8 +41,6 @@ from conftest import Clock, build_exchange
 from netfault import Relay
 from solvent import records as r
 from solvent.store import postgres_conninfo
-
-pytestmark = pytest.mark.postgres
 
 T = TypeVar("T")
 FAST_FAIL = "connect_timeout=0.5"  # a call to a server that is gone fails in ~7 s, not ~52
@@ -186,3 +191,52 @@ def test_an_automatic_snapshot_the_server_refuses_does_not_fail_the_command(
         assert_journal_whole(led)
     finally:
         led.close()
+
+
+DISK_FULL_CHILD = textwrap.dedent("""
+    import json, os, resource, signal, sys
+    sys.path.insert(0, sys.argv[3])
+    import solvent
+    from conftest import Clock, build_exchange
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
+    path, core = sys.argv[1], sys.argv[2]
+    led = solvent.Ledger.open("sqlite:///" + path, core=core, clock=Clock())
+    a, b = build_exchange(led, customers=2, customer_btc=100).customers
+    before = [led.position, led.version, list(led.balance_minor(a, "BTC"))]
+    # the write-ahead log may grow 16 KiB more: a batch of 500 transfers needs more
+    wal = os.path.getsize(path + "-wal")
+    resource.setrlimit(resource.RLIMIT_FSIZE, (wal + 16384, resource.RLIM_INFINITY))
+    error = None
+    try:
+        with led.batch():
+            for i in range(500):
+                led.transfer(a, b, "BTC", "0.01", ref=f"t-{i}")
+    except solvent.StoreError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    after = [led.position, led.version, list(led.balance_minor(a, "BTC"))]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
+    led.transfer(a, b, "BTC", "0.01", ref="t-next")
+    report = led.verify()
+    refs = [rec.ref for rec in led.records() if type(rec).__name__ == "Transferred"]
+    led.close()
+    print(json.dumps({"error": error, "before": before, "after": after, "refs": refs,
+                      "records": report.records}))
+""")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_a_sqlite_commit_on_a_full_disk_fails_and_takes_no_effect(
+    tmp_path: Any, core: str
+) -> None:
+    """A real write failure (the OS refuses to grow the file past ``RLIMIT_FSIZE``,
+    as a full disk refuses), in a child process so the limit binds only there."""
+    out = subprocess.run(
+        [sys.executable, "-c", DISK_FULL_CHILD, str(tmp_path / "ledger.db"), core,
+         str(Path(__file__).parent)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    got = json.loads(out.stdout)
+    assert got["error"] is not None and got["error"].startswith("StoreError: commit of batch 2")
+    assert got["after"] == got["before"]  # nothing of the batch shows
+    assert got["refs"] == ["t-next"]
+    assert got["records"] == got["before"][0] + 1
