@@ -41,7 +41,7 @@ import pytest
 from psycopg.sql import SQL, Identifier
 
 import solvent
-from conftest import Clock, build_exchange
+from conftest import MARKET, Clock, build_exchange, market_exchange
 from netfault import Relay
 from solvent import records as r
 from solvent.store import postgres_conninfo
@@ -106,6 +106,37 @@ def test_a_commit_whose_reply_is_lost_returns_as_made(
     with solvent.Ledger.open(url, core=core) as again:
         assert again.head_digest == head
         assert again.balance(b, "BTC").available == Decimal("1.5")
+
+
+def test_orders_whose_commit_reply_is_lost_rest_once(relayed: tuple[Relay, str]) -> None:
+    """The same for the order paths: the books are rebuilt from the journal, and a
+    retry of the bulk call with its ref returns the first outcomes."""
+    relay, url = relayed
+    clock = Clock()
+    led = solvent.Ledger.open(url, clock=clock)
+    try:
+        market_exchange(led, clock)
+        rows = [led.order_row("c000", MARKET, "buy", qty="0.1", price="97000000"),
+                led.order_row("c001", MARKET, "sell", qty="0.2", price="99000000")]
+        relay.cut_after_commit()
+        first = led.submit_orders(rows, ref="desk-1")
+        assert relay.commits_cut == 1
+        assert first.codes() == ["ok", "ok"] and not first.replayed
+        relay.cut_after_commit()
+        single = led.place_order("c002", MARKET, "buy", qty="0.05", price="96000000",
+                                 client_order_id="c-1")
+        assert relay.commits_cut == 2
+        again = led.submit_orders(rows, ref="desk-1")
+        assert again.replayed and again.codes() == first.codes()
+        assert [o.order_id for o in again] == [o.order_id for o in first]
+        book = led.book(MARKET, depth=5)
+        assert book == {"bids": [(Decimal(97000000), Decimal("0.1")),
+                                 (Decimal(96000000), Decimal("0.05"))],
+                        "asks": [(Decimal(99000000), Decimal("0.2"))]}
+        assert [o.order_id for o in led.open_orders("c002")] == [single.order_id]
+        assert_journal_whole(led)
+    finally:
+        led.close()
 
 
 def test_a_commit_to_a_store_that_is_gone_shows_no_state_until_it_answers(
@@ -201,7 +232,7 @@ DISK_FULL_CHILD = textwrap.dedent("""
     import json, os, resource, signal, sys
     sys.path.insert(0, sys.argv[3])
     import solvent
-    from conftest import Clock, build_exchange
+    from conftest import MARKET, Clock, build_exchange, market_exchange
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
     path, core = sys.argv[1], sys.argv[2]
     led = solvent.Ledger.open("sqlite:///" + path, core=core, clock=Clock())
