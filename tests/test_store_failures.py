@@ -31,6 +31,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -85,13 +86,22 @@ def once_it_answers(read: Callable[[], T], timeout_s: float = 30) -> T:
             time.sleep(0.2)
 
 
+@contextmanager
+def two_customers(url: str, core: str = "compiled") -> Iterator[tuple[solvent.Ledger, str, str]]:
+    """A ledger at ``url`` with two customers holding 1 BTC each, closed afterwards."""
+    led = solvent.Ledger.open(url, core=core, clock=Clock())
+    try:
+        a, b = build_exchange(led, customers=2, customer_btc=1).customers
+        yield led, a, b
+    finally:
+        led.close()
+
+
 def test_a_commit_whose_reply_is_lost_returns_as_made(
     relayed: tuple[Relay, str], core: str
 ) -> None:
     relay, url = relayed
-    led = solvent.Ledger.open(url, core=core, clock=Clock())
-    try:
-        a, b = build_exchange(led, customers=2, customer_btc=1).customers
+    with two_customers(url, core) as (led, a, b):
         relay.cut_after_commit()
         receipt = led.transfer(a, b, "BTC", "0.4", ref="t-1")
         assert relay.commits_cut == 1  # the wire was cut after the server got COMMIT
@@ -101,8 +111,6 @@ def test_a_commit_whose_reply_is_lost_returns_as_made(
         led.transfer(a, b, "BTC", "0.1", ref="t-2")
         assert_journal_whole(led)
         head = led.head_digest
-    finally:
-        led.close()
     with solvent.Ledger.open(url, core=core) as again:
         assert again.head_digest == head
         assert again.balance(b, "BTC").available == Decimal("1.5")
@@ -143,9 +151,7 @@ def test_a_commit_to_a_store_that_is_gone_shows_no_state_until_it_answers(
     relayed: tuple[Relay, str],
 ) -> None:
     relay, url = relayed
-    led = solvent.Ledger.open(url, clock=Clock())
-    try:
-        a, b = build_exchange(led, customers=2, customer_btc=1).customers
+    with two_customers(url) as (led, a, b):
         before = (led.position, led.version, led.head_digest)
         relay.go_down()
         with pytest.raises(solvent.CommitOutcomeUnknown, match="commit of batch 2 failed"):
@@ -160,17 +166,13 @@ def test_a_commit_to_a_store_that_is_gone_shows_no_state_until_it_answers(
         led.transfer(a, b, "BTC", "0.1", ref="t-2")  # at the next position, no gap
         assert transfers(led) == ["t-2"]
         assert_journal_whole(led)
-    finally:
-        led.close()
 
 
 def test_a_batch_whose_rollback_cannot_read_the_store_commits_nothing(
     relayed: tuple[Relay, str],
 ) -> None:
     relay, url = relayed
-    led = solvent.Ledger.open(url, clock=Clock())
-    try:
-        a, b = build_exchange(led, customers=2, customer_btc=1).customers
+    with two_customers(url) as (led, a, b):
         before = led.position
         with (pytest.raises(solvent.StoreError, match="the batch did not take effect"),
               led.batch()):
@@ -190,8 +192,6 @@ def test_a_batch_whose_rollback_cannot_read_the_store_commits_nothing(
         assert transfers(led) == []
         led.transfer(a, b, "BTC", "0.1", ref="t-4")
         assert_journal_whole(led)
-    finally:
-        led.close()
 
 
 def test_an_automatic_snapshot_the_server_refuses_does_not_fail_the_command(

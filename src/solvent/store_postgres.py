@@ -39,7 +39,7 @@ from eventsourcing.postgres import (
     PostgresApplicationRecorder,
     PostgresDatastore,
 )
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 
 class PostgresJournalRecorder(PostgresApplicationRecorder):
@@ -48,13 +48,8 @@ class PostgresJournalRecorder(PostgresApplicationRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.insert_one_binary_statement = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-            "VALUES (%s, %s, %s, %b) RETURNING notification_id"
-        ).format(
-            schema=Identifier(self.datastore.schema),
-            table=Identifier(self.events_table_name),
-        )
+        self.insert_one_binary_statement = _insert_one_statement(
+            self, " RETURNING notification_id")
 
     def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -64,11 +59,7 @@ class PostgresJournalRecorder(PostgresApplicationRecorder):
             return
         self._lock_table(curs)
         self._notify_channel(curs)
-        event = stored_events[0]
-        curs.execute(
-            self.insert_one_binary_statement,
-            (event.originator_id, event.originator_version, event.topic, event.state),
-        )
+        _insert_one(curs, self.insert_one_binary_statement, stored_events[0])
 
 
 class PostgresSnapshotRecorder(PostgresAggregateRecorder):
@@ -78,13 +69,7 @@ class PostgresSnapshotRecorder(PostgresAggregateRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.insert_one_binary_statement = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-            "VALUES (%s, %s, %s, %b)"
-        ).format(
-            schema=Identifier(self.datastore.schema),
-            table=Identifier(self.events_table_name),
-        )
+        self.insert_one_binary_statement = _insert_one_statement(self, "")
 
     def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -92,11 +77,23 @@ class PostgresSnapshotRecorder(PostgresAggregateRecorder):
         if len(stored_events) != 1:
             super()._insert_stored_events(curs, stored_events, **kwargs)
             return
-        event = stored_events[0]
-        curs.execute(
-            self.insert_one_binary_statement,
-            (event.originator_id, event.originator_version, event.topic, event.state),
-        )
+        _insert_one(curs, self.insert_one_binary_statement, stored_events[0])
+
+
+def _insert_one_statement(recorder: PostgresAggregateRecorder, returning: str) -> Composed:
+    """``INSERT`` of one row into ``recorder``'s table, the payload a binary parameter."""
+    return SQL(
+        "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+        "VALUES (%s, %s, %s, %b)" + returning
+    ).format(
+        schema=Identifier(recorder.datastore.schema),
+        table=Identifier(recorder.events_table_name),
+    )
+
+
+def _insert_one(curs: Any, statement: Composed, event: StoredEvent) -> None:
+    curs.execute(statement,
+                 (event.originator_id, event.originator_version, event.topic, event.state))
 
 
 def prefer_lz4(datastore: PostgresDatastore, tables: Sequence[str]) -> bool:
