@@ -15,12 +15,11 @@ as :class:`~solvent.records.CommandRejected` before the rejection is raised.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from decimal import Decimal
 from typing import Any, Final, TypeVar, cast
 
@@ -787,7 +786,7 @@ class Ledger(CustodyCommands, MarketCommands):
         if self._lost is not None:  # lost inside this batch(): its commands are gone
             why = self._lost
             self._pending = []
-            with contextlib.suppress(e.StoreError):  # else the next call tries again
+            with suppress(e.StoreError):  # else the next call tries again
                 self._recover()
             raise type(why)(f"the batch did not take effect: {why}") from why
         if not self._pending:
