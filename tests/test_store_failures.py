@@ -18,7 +18,9 @@ journal does not hold:
 * a SQLite file that cannot grow (the disk is full) fails the commit, and the state is
   the journal's;
 * a writer killed (SIGKILL) at any moment, commits included, leaves a journal that
-  opens and verifies whole, with every commit it acknowledged.
+  opens and verifies whole, with every commit it acknowledged;
+* a constraint of the database that refuses a write is reported as such, not taken for
+  another writer (a journal batch) or for a snapshot that exists (a snapshot).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -325,3 +328,60 @@ def test_a_writer_killed_mid_commit_leaves_a_whole_journal(store_url: str) -> No
             assert [rec.position for rec in led.records()] == list(range(1, led.position + 1))
             btc = led.totals("BTC")  # transfers move BTC between customers, never make it
             assert btc.customer_minor == btc.custody_minor == 20 * 1000 * 10**8
+
+
+@contextmanager
+def refusing(url: str, table: str) -> Iterator[None]:
+    """A trigger on the store's ``{prefix}{table}`` that refuses every insert with an
+    integrity-class error, as a constraint would; dropped afterwards."""
+    if url.startswith("sqlite"):
+        path = urlsplit(url).path[1:]
+        name = "solvent_" + table
+        with sqlite3.connect(path) as conn:
+            conn.execute(f"CREATE TRIGGER refuse BEFORE INSERT ON {name} "
+                         "BEGIN SELECT RAISE(ABORT, 'refused by a constraint'); END")
+        try:
+            yield
+        finally:
+            with sqlite3.connect(path) as conn:
+                conn.execute("DROP TRIGGER refuse")
+        return
+    conninfo, prefix = postgres_conninfo(url)
+    fn, tbl = Identifier(prefix + "refuse"), Identifier(prefix + table)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(SQL("CREATE FUNCTION {} () RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                         "RAISE EXCEPTION 'refused by a constraint' USING ERRCODE = "
+                         "'check_violation'; END $$").format(fn))
+        conn.execute(SQL("CREATE TRIGGER refuse BEFORE INSERT ON {} FOR EACH ROW "
+                         "EXECUTE FUNCTION {} ()").format(tbl, fn))
+        try:
+            yield
+        finally:
+            conn.execute(SQL("DROP TRIGGER refuse ON {}").format(tbl))
+            conn.execute(SQL("DROP FUNCTION {} ()").format(fn))
+
+
+def test_a_constraint_that_refuses_a_write_is_not_taken_for_another_writer(
+    store_url: str,
+) -> None:
+    if store_url.startswith("memory"):
+        pytest.skip("memory: no database constraints")
+    led = solvent.Ledger.open(store_url, clock=Clock(), snapshot_every=4)
+    try:
+        a, b = build_exchange(led, customers=2, customer_btc=1).customers  # 9 records
+        with refusing(store_url, "snapshots"):
+            for i in range(4):  # the 4th commit's automatic snapshot is refused
+                led.transfer(a, b, "BTC", "0.1", ref=f"t-{i}")
+        assert isinstance(led.last_snapshot_error, solvent.StoreError)
+        assert "snapshot at batch 5 refused" in str(led.last_snapshot_error)
+        before = (led.position, led.head_digest, led.balance(a, "BTC"))
+        with refusing(store_url, "journal"), pytest.raises(
+                solvent.StoreError, match="commit of batch 6 refused") as refused:
+            led.transfer(a, b, "BTC", "0.1", ref="t-x")
+        assert not isinstance(refused.value, solvent.WriterFenced)
+        assert (led.position, led.head_digest, led.balance(a, "BTC")) == before
+        led.transfer(a, b, "BTC", "0.1", ref="t-y")
+        assert transfers(led) == ["t-0", "t-1", "t-2", "t-3", "t-y"]
+        assert_journal_whole(led)
+    finally:
+        led.close()

@@ -166,6 +166,10 @@ class JournalStore:
         try:
             self.journal.insert_events([stored])
         except IntegrityError as e:
+            if not self._has_version(self.journal, batch.originator_version):
+                # a constraint or trigger of the database refused it, not another writer
+                raise StoreError(f"commit of batch {batch.originator_version} refused: {e}"
+                                 ) from e
             raise WriterFenced(
                 f"batch {batch.originator_version} was already written by another writer: "
                 "this ledger's uncommitted commands were discarded"
@@ -238,10 +242,17 @@ class JournalStore:
         )
         try:
             self.snapshots.insert_events([stored])
-        except IntegrityError:
-            return  # a snapshot of this version exists already (another writer made it)
+        except IntegrityError as e:
+            if self._has_version(self.snapshots, version):
+                return  # a snapshot of this version exists already (another writer made it)
+            raise StoreError(f"snapshot at batch {version} refused: {e}") from e
         except PersistenceError as e:
             raise StoreError(f"snapshot at batch {version} failed: {e}") from e
+
+    def _has_version(self, recorder: AggregateRecorder, version: int) -> bool:
+        """Whether ``recorder``'s table holds a row of ``version`` (after an
+        ``IntegrityError``: a duplicate key, or some other constraint?)."""
+        return bool(self._select(recorder, gt=version - 1, lte=version, limit=1))
 
     def snapshots_desc(self, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
         """(version, payload) of the snapshots, newest first (at most ``limit``)."""
