@@ -902,23 +902,31 @@ class Ledger(CustodyCommands, MarketCommands):
             if self._depth:
                 raise type(why)(f"{why} (leave this batch(): none of it can take "
                                 "effect)") from why
-            store = self._store
             try:
-                if store.backend != "memory":
-                    # fresh connections: a pool that lost its server may wait long
-                    # between attempts to reconnect
-                    store = JournalStore(self._store.url, create=False)
-                state = load_state(store, self._core_name)
+                state = self._read_back()
             except Exception as exc:
-                if store is not self._store:
-                    store.close()
                 raise type(why)(f"{why}; the store still cannot be read: "
                                 f"{_one_line(exc)}") from exc
-            if store is not self._store:
-                self._store.close()
-                self._store = store
             self._install(state)
             return state
+
+    def _read_back(self) -> LedgerState:
+        """The state rebuilt from the store through fresh connections, after the store
+        failed: a pool that lost its server may wait long between attempts to
+        reconnect, and eventsourcing tries each read 10 times, while opening a store
+        fails after one wait (``connect_timeout``). The fresh store replaces the old."""
+        old = self._store
+        if old.backend == "memory":
+            return load_state(old, self._core_name)
+        store = JournalStore(old.url, create=False)
+        try:
+            state = load_state(store, self._core_name)
+        except BaseException:
+            store.close()
+            raise
+        old.close()
+        self._store = store
+        return state
 
     def _landed(self, failure: BaseException, version: int, digest: bytes) -> bool:
         """After the append of batch ``version`` (sealed with ``digest``) raised
@@ -928,7 +936,7 @@ class Ledger(CustodyCommands, MarketCommands):
         journal's either way. Raises :class:`~solvent.CommitOutcomeUnknown` when the
         store cannot be read back."""
         try:
-            state = load_state(self._store, self._core_name)
+            state = self._read_back()
         except BaseException as exc:
             why = e.CommitOutcomeUnknown(
                 f"the commit of batch {version} failed ({_one_line(failure)}) and the store "
