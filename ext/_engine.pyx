@@ -23,7 +23,7 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc, PyMem_RawRealloc
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdint cimport int32_t, int64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove
 
 from solvent._book cimport OrderBook
 from solvent._core cimport BalanceTable
@@ -239,6 +239,94 @@ cdef class Counts:
         return 0
 
 
+ctypedef struct IdList:
+    int64_t* ids
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+@cython.final
+cdef class AccountOrders:
+    """Each account's resting order ids, for ``orders_of``: a list per account number.
+
+    Kept lazily (the twin keeps exact sets): an id goes in when its order rests, and an
+    order that ends (filled, expired, cancelled) costs nothing here. Its id leaves when
+    the list is compacted, each id looked up in the book: on a read, and when the list is
+    full and holds at least 2 x the account's open orders + 8 ids, so at least half of it
+    has ended. Compaction thus looks up at most two ids for every id dropped, and a list
+    never outgrows 4 x the account's open orders + 16 ids. Ids keep the order in which
+    they went in."""
+    cdef IdList* lists
+    cdef Py_ssize_t length
+
+    def __cinit__(self):
+        self.lists = NULL
+        self.length = 0
+
+    def __dealloc__(self):
+        cdef Py_ssize_t a
+        if self.lists != NULL:
+            for a in range(self.length):
+                PyMem_RawFree(self.lists[a].ids)
+        PyMem_RawFree(self.lists)
+
+    cdef Py_ssize_t compact(self, OrderBook book, int64_t account) noexcept:
+        """Drop the ids whose order no longer rests (for ``account``); the ids left."""
+        if not 0 <= account < self.length:
+            return 0
+        cdef IdList* l = &self.lists[account]
+        cdef Py_ssize_t i, kept = 0
+        cdef int32_t oi
+        for i in range(l.n):
+            oi = book._find(l.ids[i])
+            if oi >= 0 and book._ord[oi].account == account:
+                l.ids[kept] = l.ids[i]
+                kept += 1
+        l.n = kept
+        return kept
+
+    cdef int reserve(self, OrderBook book, int64_t account, int64_t open_now) except -1:
+        """Room for one more id of ``account`` (``open_now`` of its orders rest): compact
+        the list if at least half of it has ended, else grow it. Raises MemoryError having
+        changed nothing visible."""
+        cdef Py_ssize_t cap
+        cdef void* p
+        cdef Py_ssize_t a
+        if account < 0:
+            raise ValueError("account numbers are >= 0")
+        if account >= self.length:
+            cap = self.length * 2 if self.length else 1024
+            while cap <= account:
+                cap *= 2
+            p = PyMem_RawRealloc(self.lists, <size_t>cap * sizeof(IdList))
+            if p == NULL:
+                raise MemoryError("open order ids per account")
+            self.lists = <IdList*>p
+            for a in range(self.length, cap):
+                self.lists[a].ids = NULL
+                self.lists[a].n = 0
+                self.lists[a].cap = 0
+            self.length = cap
+        cdef IdList* l = &self.lists[account]
+        if l.n < l.cap:
+            return 0
+        if l.n >= 2 * open_now + 8 and self.compact(book, account) < l.cap:
+            return 0
+        cap = l.cap * 2 if l.cap else 4
+        p = PyMem_RawRealloc(l.ids, <size_t>cap * sizeof(int64_t))
+        if p == NULL:
+            raise MemoryError("open order ids of an account")
+        l.ids = <int64_t*>p
+        l.cap = cap
+        return 0
+
+    cdef inline void push(self, int64_t account, int64_t order_id) noexcept:
+        """Append an id (``reserve`` made room)."""
+        cdef IdList* l = &self.lists[account]
+        l.ids[l.n] = order_id
+        l.n += 1
+
+
 @cython.final
 cdef class MarketEngine:
     """One market: its book, its parameters, and what its orders do to balances."""
@@ -251,6 +339,7 @@ cdef class MarketEngine:
     cdef readonly int64_t reference_ticks, band_low, band_high
     cdef readonly bint halted
     cdef Counts _open
+    cdef AccountOrders _ids
     cdef Buffer _ins, _outs, _evs
     cdef Py_ssize_t _fault_rows      # inject_fault: rows to let through, -1 when off
 
@@ -289,8 +378,11 @@ cdef class MarketEngine:
         self._outs = Buffer()
         self._evs = Buffer()
         self._open = Counts()
+        self._ids = AccountOrders()
         self._fault_rows = -1
-        for _oid, acct, _side, _price, _qty in self.book.export_state()["orders"]:
+        for oid, acct, _side, _price, _qty in self.book.export_state()["orders"]:
+            self._ids.reserve(self.book, acct, self._open.get(acct))
+            self._ids.push(acct, oid)
             self._open.add(acct, 1)
 
     # -- controls ------------------------------------------------------------------------
@@ -327,6 +419,43 @@ cdef class MarketEngine:
 
     def open_count(self, account):
         return self._open.get(account)
+
+    def kept_ids(self, account):
+        """How many ids the lazy list of ``account`` holds now, ended ones included (a
+        read for the tests of its bound; the twin's exact sets hold ``open_count``)."""
+        if type(account) is not int:
+            raise TypeError("account must be an int")
+        return self._ids.lists[account].n if 0 <= account < self._ids.length else 0
+
+    def orders_of(self, account):
+        """``account``'s resting orders as ``(order_id, side, price_ticks, remaining_lots)``,
+        by order id (see the twin): its own ids, not a scan of the book."""
+        if type(account) is not int:
+            raise TypeError("account must be an int")
+        cdef list out = []
+        if not 0 <= account < self._ids.length:
+            return out
+        cdef int64_t a = account
+        cdef OrderBook book = self.book
+        cdef IdList* l = &self._ids.lists[a]
+        cdef Py_ssize_t n = l.n, i = 0, kept = 0
+        cdef int32_t oi
+        if n == 0:
+            return out
+        try:
+            while i < n:                   # compact as it reads (see AccountOrders)
+                oi = book._find(l.ids[i])
+                if oi >= 0 and book._ord[oi].account == a:
+                    out.append((l.ids[i], book._lvl[book._ord[oi].level].side,
+                                book._lvl[book._ord[oi].level].price, book._ord[oi].qty))
+                    l.ids[kept] = l.ids[i]
+                    kept += 1
+                i += 1
+        finally:                           # a MemoryError keeps the ids not yet read
+            memmove(l.ids + kept, l.ids + i, <size_t>(n - i) * sizeof(int64_t))
+            l.n = kept + n - i
+        out.sort()
+        return out
 
     cdef inline bint _hold_of(self, int64_t side, int64_t price, int64_t qty,
                               int64_t* out) noexcept:
@@ -527,6 +656,8 @@ cdef class MarketEngine:
         if may_rest and self._open.get(acct) >= self.max_open_per_account:
             out[0] = LIMIT_EXCEEDED
             return 0
+        if may_rest:
+            self._ids.reserve(self.book, acct, self._open.get(acct))
         cdef int64_t hold_asset = self.quote if side == BUY else self.base
         code = self.core._hold(acct, hold_asset, hold)
         if code:
@@ -578,6 +709,7 @@ cdef class MarketEngine:
                 raise AssertionError("a resting order holds less than it needs")
             held -= keep
             self._open.add(acct, 1)
+            self._ids.push(acct, order_id)
         self._release(acct, hold_asset, held)
         out[0] = OK
         out[1] = order_id

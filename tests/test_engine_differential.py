@@ -77,7 +77,8 @@ class Market:
 
     def snapshot(self) -> tuple[Any, ...]:
         return (self.core.export_state(), self.eng.export_state(),
-                [self.eng.open_count(a) for a in self.holders])
+                [self.eng.open_count(a) for a in self.holders],
+                [self.eng.orders_of(a) for a in self.holders])
 
 
 def build(
@@ -162,6 +163,8 @@ def check_market(m: Market) -> None:
             assert held == need.get((acct, asset), 0), (acct, asset, held, need)
             assert core.available(acct, asset) >= 0, (acct, asset)
         assert eng.open_count(acct) == count[acct], (acct, eng.open_count(acct), count[acct])
+        # the engine's own ids per account against a scan of the whole book
+        assert eng.orders_of(acct) == eng.book.orders_of(acct), acct
     assert set(count) <= set(m.holders), count
     for asset in (m.base, m.quote):
         total = sum(core.available(a, asset) + core.held(a, asset) for a in m.holders)
@@ -1168,3 +1171,45 @@ def test_submit_takes_the_same_inputs() -> None:
         except TypeError as exc:
             got.append(type(exc))
     assert got[0] == got[1]
+
+
+def test_orders_of_under_churn() -> None:
+    """One account rests, cancels and is filled thousands of times in one market: each
+    engine's own ids per account (``orders_of``) stay exactly its resting orders, in id
+    order, and the compiled engine's lazy list of ids stays within its bound (4 x open +
+    16, ``AccountOrders``), where a list that never dropped ended ids would hold them all."""
+    rnd = random.Random(5)
+    markets = [build(name, max_open=40) for name in ENGINES]
+    stale_max = 0
+    next_ids = [1, 1]
+    resting: list[int] = []  # a and b's shared view of the account's live ids
+    for step in range(3_000):
+        a, b = seller(markets[0]), buyer(markets[0])
+        r = rnd.random()
+        if r < 0.5 or not resting:
+            rows: list[object] = [limit(a, mc.SELL, 1000 + rnd.randrange(5), 1 + rnd.randrange(3))]
+        elif r < 0.8:
+            rows = [cancel(resting[rnd.randrange(len(resting))])]
+        else:  # the buyer takes some of the account's sells
+            rows = [(c.OP_LIMIT, MKT, 0, b, mc.BUY, 1004, 1 + rnd.randrange(6), 0,
+                     mc.flags(mc.IOC, False, mc.STP_NONE))]
+        for i, m in enumerate(markets):
+            _n, next_ids[i], _ins, _outs, _evs = m.eng.submit(rows, 0, 0, -1, next_ids[i])
+        assert next_ids[0] == next_ids[1]
+        twin = markets[0].eng.orders_of(a)
+        assert twin == markets[0].eng.book.orders_of(a), step
+        resting = [o[0] for o in twin]
+        assert resting == sorted(resting) and len(resting) <= 40
+        if step in (1_500, 2_999):  # a read compacts the list: leave that to placing
+            assert markets[1].eng.orders_of(a) == twin, step
+        kept = markets[1].eng.kept_ids(a)
+        assert kept <= 4 * 40 + 16, (step, kept)
+        stale_max = max(stale_max, kept - len(resting))
+    for m in markets:
+        check_market(m)
+    assert next_ids[0] > 1_000 and stale_max > 0  # churned; the list held ended ids
+    assert markets[1].eng.orders_of(-1) == [] and markets[1].eng.orders_of(10**30) == []
+    for bad in (True, 1.0, "1"):
+        for m in markets:
+            with pytest.raises(TypeError):
+                m.eng.orders_of(bad)

@@ -122,10 +122,10 @@ class MarketEngine:
         self.band_low = 0
         self.band_high = 0
         self.halted = False
-        self._open: dict[int, int] = {}
+        self._open: dict[int, set[int]] = {}  # account: ids of its resting orders
         self._fault_rows = -1  # inject_fault: rows to let through, -1 when off
-        for _oid, acct, _side, _price, _qty in self.book.export_state()["orders"]:
-            self._open[acct] = self._open.get(acct, 0) + 1
+        for oid, acct, _side, _price, _qty in self.book.export_state()["orders"]:
+            self._open.setdefault(acct, set()).add(oid)
 
     # -- controls ------------------------------------------------------------------------
 
@@ -161,7 +161,21 @@ class MarketEngine:
         return notional + fee_of(notional, self.max_fee_ppm)
 
     def open_count(self, account: int) -> int:
-        return self._open.get(account, 0)
+        return len(self._open.get(account, ()))
+
+    def orders_of(self, account: int) -> list[tuple[int, int, int, int]]:
+        """``account``'s resting orders as ``(order_id, side, price_ticks,
+        remaining_lots)``, by order id: the engine keeps each account's ids (an order's
+        id goes in when it rests and out when it ends), so this reads those orders
+        alone, not the whole book."""
+        if type(account) is not int:
+            raise TypeError("account must be an int")
+        out = []
+        for oid in sorted(self._open.get(account, ())):
+            found = self.book.order(oid)
+            assert found is not None and found[0] == account, "an open order id left the book"
+            out.append((oid, found[1], found[2], found[3]))
+        return out
 
     # -- the commands --------------------------------------------------------------------
 
@@ -300,7 +314,7 @@ class MarketEngine:
         if notional and notional < self.min_notional_minor:
             return (c.BELOW_MIN_NOTIONAL, *refused)
         may_rest = not is_market and tif == mc.GTC
-        if may_rest and self._open.get(acct, 0) >= self.max_open_per_account:
+        if may_rest and self.open_count(acct) >= self.max_open_per_account:
             return (c.LIMIT_EXCEEDED, *refused)
         hold_asset = self.quote if side == mc.BUY else self.base
         code = self.core.hold(acct, hold_asset, hold)
@@ -323,12 +337,14 @@ class MarketEngine:
         for kind, _oid, maker_id, maker_acct, lp, q, rem in events:
             if kind == mc.EV_FILL:
                 maker_fee, taker_fee, spent = self._settle(acct, side, maker_acct, lp, q, rem)
+                if rem == 0:
+                    self._open[maker_acct].remove(maker_id)
                 held -= spent
                 evs.extend((row, kind, maker_id, maker_acct, lp, q, rem, maker_fee, taker_fee))
             elif kind == mc.EV_MAKER_EXPIRED:
                 self._release(maker_acct, self.base if side == mc.BUY else self.quote,
                               self.hold_needed(1 - side, lp, q))
-                self._open[maker_acct] -= 1
+                self._open[maker_acct].remove(maker_id)
                 evs.extend((row, kind, maker_id, maker_acct, lp, q, 0, 0, 0))
             else:
                 status, filled, remaining = kind, q, rem
@@ -336,7 +352,7 @@ class MarketEngine:
             keep = self.hold_needed(side, price, remaining)
             assert held >= keep, "a resting order holds less than it needs"
             held -= keep
-            self._open[acct] = self._open.get(acct, 0) + 1
+            self._open.setdefault(acct, set()).add(order_id)
         self._release(acct, hold_asset, held)
         return (c.OK, order_id, status, filled, remaining, hold)
 
@@ -369,8 +385,6 @@ class MarketEngine:
                      - self.hold_needed(mc.BUY, price, maker_remaining) - notional - maker_fee)
             assert freed >= 0, "a resting buy held less than its fill"
             self._release(maker, self.quote, freed)
-        if maker_remaining == 0:
-            self._open[maker] -= 1
         return maker_fee, taker_fee, notional + taker_fee if side == mc.BUY else base_amt
 
     def _resting(self, oid: int, owner: int) -> tuple[int, tuple[int, int, int, int]]:
@@ -395,7 +409,7 @@ class MarketEngine:
         assert code == mc.OK
         released = self.hold_needed(o_side, o_price, removed)
         self._release(account, self.quote if o_side == mc.BUY else self.base, released)
-        self._open[account] -= 1
+        self._open[account].remove(oid)
         return (c.OK, oid, mc.EV_CANCELED, 0, removed, released)
 
     def _amend(self, oid: int, acct: int, side: int, price: int, qty: int, quote: int,
