@@ -385,3 +385,29 @@ def test_a_constraint_that_refuses_a_write_is_not_taken_for_another_writer(
         assert_journal_whole(led)
     finally:
         led.close()
+
+
+def test_a_reader_of_the_journal_outlives_a_failed_commit(store_url: str) -> None:
+    """A failed commit reads the store back through a store opened afresh, and closes the
+    old one: an auditor's ``records()`` iteration that started before still reads every
+    committed record, in order, once."""
+    if store_url.startswith("memory"):
+        pytest.skip("memory: no database constraints")
+    led = solvent.Ledger.open(store_url, clock=Clock(), snapshot_every=10**6)
+    try:
+        a, b = build_exchange(led, customers=2, customer_btc=1).customers
+        for i in range(300):  # more batches than one page of the store's reads (256)
+            led.transfer(a, b, "BTC", "0.000001", ref=f"t-{i}")
+        want = [rec.position for rec in led.records()]
+        reader = led.records()
+        got = [next(reader).position]
+        with refusing(store_url, "journal"), pytest.raises(solvent.StoreError, match="refused"):
+            led.transfer(a, b, "BTC", "0.1", ref="t-x")
+        got.extend(rec.position for rec in reader)
+        assert got == want
+        late = led.records()
+        next(late)
+    finally:
+        led.close()
+    with pytest.raises(solvent.StoreError, match="cannot read"):
+        list(late)  # the ledger was closed under it: a typed error at its next page

@@ -603,13 +603,25 @@ class Ledger(CustodyCommands, MarketCommands):
             return snap.version
 
     def records(self, after_position: int = 0) -> Iterator[r.JournalRecord]:
-        """Every committed journal record after ``after_position``, in order."""
+        """Every committed journal record after ``after_position``, in order, read from
+        the store page by page as the iteration goes. A failed commit may replace the
+        ledger's store with one opened afresh (docs/journal.md, "When the store fails
+        mid-commit"); an iteration then goes on through the new store from the batch
+        after the last it read."""
         self._check_open()
-        for batch in self._store.read():
-            decoded = r.batch_decoder.decode(batch.payload)
-            for rec in decoded.records:
-                if rec.position > after_position:
-                    yield rec
+        version = 0
+        while True:
+            store = self._store
+            try:
+                for batch in store.read(version):
+                    for rec in r.batch_decoder.decode(batch.payload).records:
+                        if rec.position > after_position:
+                            yield rec
+                    version = batch.originator_version
+                return
+            except e.StoreError:
+                if self._closed or self._store is store:
+                    raise
 
     def verify(self, *, expect_head: str | None = None) -> VerifyReport:
         """Replay the whole journal from the store and check its hash chain.

@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
+    ConnectionPoolClosedError,
     IntegrityError,
     InternalError,
     MapperDeserialisationError,
@@ -180,6 +181,8 @@ class JournalStore:
     def _select(self, recorder: AggregateRecorder, **kwargs: Any) -> Sequence[StoredEvent]:
         try:
             return recorder.select_events(JOURNAL_ID, **kwargs)
+        except ConnectionPoolClosedError as e:  # not a PersistenceError in eventsourcing
+            raise StoreError(f"cannot read {redact(self.url)}: the store is closed") from e
         except PersistenceError as e:
             raise StoreError(f"cannot read {redact(self.url)}: {e}") from e
 
