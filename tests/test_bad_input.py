@@ -467,6 +467,34 @@ def test_bad_postgres_connect_timeout(seconds: str) -> None:
         solvent.Ledger.open(url)
 
 
+@pytest.mark.parametrize("attempts", ["0", "11", "-1", "1.5", "", "x", "9" * 5000, "\u0663"])
+def test_bad_postgres_attempts(attempts: str) -> None:
+    """Refused before any connection is tried (no server is needed to see it)."""
+    url = f"postgresql://nobody@127.0.0.1:1/none?attempts={attempts}"
+    with pytest.raises(solvent.StoreError, match=r"attempts .* must be a whole number in 1\.\.10"):
+        solvent.Ledger.open(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("sqlite:///x.db?connect_timeout=5", "unknown store URL parameter 'connect_timeout'"),
+     ("sqlite:///x.db?attempts=2", "unknown store URL parameter 'attempts'"),
+     ("sqlite:///x.db?prefix=a&prefix=b", "'prefix' given 2 times"),
+     ("postgresql://nobody@127.0.0.1:1/none?atempts=3", "unknown store URL parameter 'atempts'"),
+     ("postgresql://nobody@127.0.0.1:1/none?sslmode=require", "parameter 'sslmode'"),
+     ("postgresql://nobody@127.0.0.1:1/none?attempts=2&attempts=3", "given 2 times")],
+)
+def test_unknown_or_repeated_store_url_parameters(
+    url: str, message: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A parameter the store does not take (a typo, or one it would not honour) is
+    refused rather than ignored, before anything is created or connected."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(solvent.StoreError, match=message):
+        solvent.Ledger.open(url)
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- actors and roles ----------------------------------------------------------------------
 
 

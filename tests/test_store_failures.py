@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
 
 import solvent
 from conftest import MARKET, Clock, build_exchange, market_exchange
@@ -51,7 +51,7 @@ from solvent import records as r
 from solvent.store import postgres_conninfo
 
 T = TypeVar("T")
-FAST_FAIL = "connect_timeout=0.5"  # a call to a server that is gone fails in ~7 s, not ~52
+FAST_FAIL = "connect_timeout=0.5"  # a call to a server that is gone fails in ~2 s, not ~16
 
 
 @pytest.fixture
@@ -411,3 +411,53 @@ def test_a_reader_of_the_journal_outlives_a_failed_commit(store_url: str) -> Non
         led.close()
     with pytest.raises(solvent.StoreError, match="cannot read"):
         list(late)  # the ledger was closed under it: a typed error at its next page
+
+
+@contextmanager
+def connection_failing(url: str, table: str) -> Iterator[Callable[[], int]]:
+    """A trigger on the store's ``{prefix}{table}`` that fails every insert with a
+    connection-class error (SQLSTATE 08006, which psycopg and eventsourcing take for a
+    lost connection and try again). It counts its calls in a sequence, which a failed
+    transaction does not roll back; yields a function that reads the count."""
+    conninfo, prefix = postgres_conninfo(url)
+    fn, tbl, seq = (Identifier(prefix + n) for n in ("cut", table, "cut_calls"))
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(SQL("CREATE SEQUENCE {}").format(seq))
+        conn.execute(SQL("CREATE FUNCTION {} () RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                         "PERFORM nextval({}); RAISE EXCEPTION 'the wire was cut' USING "
+                         "ERRCODE = 'connection_failure'; END $$").format(
+                             fn, Literal(prefix + "cut_calls")))
+        conn.execute(SQL("CREATE TRIGGER cut BEFORE INSERT ON {} FOR EACH ROW "
+                         "EXECUTE FUNCTION {} ()").format(tbl, fn))
+
+        def calls() -> int:
+            row = conn.execute(SQL("SELECT last_value, is_called FROM {}").format(seq)).fetchone()
+            assert row is not None
+            return int(row[0]) if row[1] else 0
+
+        try:
+            yield calls
+        finally:
+            conn.execute(SQL("DROP TRIGGER cut ON {}").format(tbl))
+            conn.execute(SQL("DROP FUNCTION {} ()").format(fn))
+            conn.execute(SQL("DROP SEQUENCE {}").format(seq))
+
+
+@pytest.mark.parametrize("attempts", [None, 1, 5])
+def test_a_commit_is_tried_as_many_times_as_the_url_says(
+    pg_url: str, attempts: int | None,
+) -> None:
+    """``?attempts=`` bounds how often a write that fails as a lost connection is tried
+    (default 3; eventsourcing alone tries 10 times), so a commit to a server that is
+    gone gives up after ``attempts`` waits, not 10."""
+    url = pg_url + ("" if attempts is None else f"&attempts={attempts}")
+    with two_customers(url) as (led, a, b):
+        before = (led.position, led.head_digest, led.balance(a, "BTC"))
+        with connection_failing(url, "journal") as calls:
+            with pytest.raises(solvent.StoreError, match="commit of batch 2 failed"):
+                led.transfer(a, b, "BTC", "0.4", ref="t-1")
+            assert calls() == (attempts or 3)
+        assert (led.position, led.head_digest, led.balance(a, "BTC")) == before
+        led.transfer(a, b, "BTC", "0.1", ref="t-2")
+        assert transfers(led) == ["t-2"]
+        assert_journal_whole(led)

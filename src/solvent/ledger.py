@@ -925,7 +925,7 @@ class Ledger(CustodyCommands, MarketCommands):
     def _read_back(self) -> LedgerState:
         """The state rebuilt from the store through fresh connections, after the store
         failed: a pool that lost its server may wait long between attempts to
-        reconnect, and eventsourcing tries each read 10 times, while opening a store
+        reconnect, and each read is tried ``attempts`` times, while opening a store
         fails after one wait (``connect_timeout``). The fresh store replaces the old."""
         old = self._store
         if old.backend == "memory":

@@ -11,9 +11,10 @@
 Query parameter ``prefix`` (letters, digits, ``_``) names the tables
 ``{prefix}journal`` and ``{prefix}snapshots`` (default ``solvent_``), so many
 ledgers can share one database. PostgreSQL URLs also take ``connect_timeout``:
-seconds a call waits for a connection (default 5, at most 300). eventsourcing tries
-each read and write 10 times, so a server that is gone fails a call after about
-10 × (``connect_timeout`` + 0.2) seconds.
+seconds a try waits for a connection (default 5, at most 300), and ``attempts``: tries
+of each read and write, 0.2 s apart (default 3, 1..10; eventsourcing's own is 10). A
+server that is gone fails a call after about ``attempts`` × (``connect_timeout`` + 0.2)
+seconds. Any other query parameter, or one given twice, is refused.
 
 The journal is one stream; each stored event is one batch
 (``solvent.journal.StoredBatch``). Appending batch *n* when batch *n* exists
@@ -52,6 +53,7 @@ DEFAULT_CONNECT_TIMEOUT_S = 5
 MAX_CONNECT_TIMEOUT_S = 300
 # checked before the mapper sees a row: it would import whatever module a topic names
 CREATE_TABLE_ATTEMPTS = 10
+_POSTGRES_PARAMS = ("prefix", "connect_timeout", "attempts")
 _PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
 
 
@@ -80,6 +82,13 @@ class JournalStore:
             return "memory", POPOApplicationRecorder(), POPOAggregateRecorder()
         parts = urlsplit(url)
         query = parse_qs(parts.query, keep_blank_values=True)  # "prefix=" is refused
+        known = _POSTGRES_PARAMS if parts.scheme in ("postgresql", "postgres") else ("prefix",)
+        for key, values in query.items():
+            if key not in known:
+                raise StoreError(f"unknown store URL parameter {key!r}: "
+                                 f"{redact(url)} takes {', '.join(known)}")
+            if len(values) > 1:
+                raise StoreError(f"store URL parameter {key!r} given {len(values)} times")
         prefix = query.get("prefix", ["solvent_"])[0]
         if not _PREFIX_RE.fullmatch(prefix):
             raise StoreError(f"table prefix {prefix!r} must match {_PREFIX_RE.pattern}")
@@ -87,7 +96,8 @@ class JournalStore:
             if parts.scheme == "sqlite":
                 return self._open_sqlite(parts.path, parts.netloc, prefix)
             if parts.scheme in ("postgresql", "postgres"):
-                return self._open_postgres(parts, prefix, _connect_timeout_s(query))
+                return self._open_postgres(parts, prefix, _connect_timeout_s(query),
+                                           _attempts(query))
         except PersistenceError as e:
             raise StoreError(f"cannot open store {redact(url)}: {e}") from e
         raise StoreError(
@@ -119,7 +129,7 @@ class JournalStore:
         return "sqlite", journal, snapshots
 
     def _open_postgres(
-        self, parts: Any, prefix: str, connect_timeout_s: float
+        self, parts: Any, prefix: str, connect_timeout_s: float, attempts: int
     ) -> tuple[str, ApplicationRecorder, AggregateRecorder]:
         from eventsourcing.postgres import PostgresDatastore
 
@@ -143,6 +153,7 @@ class JournalStore:
         snapshots = PostgresSnapshotRecorder(
             self._datastore, events_table_name=prefix + "snapshots"
         )
+        journal.attempts = snapshots.attempts = attempts
         for attempt in range(CREATE_TABLE_ATTEMPTS if self.create else 0):
             try:
                 journal.create_table()
@@ -268,6 +279,16 @@ class JournalStore:
         if self._datastore is not None:
             self._datastore.close()
             self._datastore = None
+
+
+def _attempts(query: dict[str, list[str]]) -> int:
+    from solvent.store_postgres import DEFAULT_ATTEMPTS, MAX_ATTEMPTS
+
+    text = query.get("attempts", [str(DEFAULT_ATTEMPTS)])[0]
+    if not (len(text) <= 2 and text.isascii() and text.isdigit()
+            and 1 <= int(text) <= MAX_ATTEMPTS):
+        raise StoreError(f"attempts {text!r} must be a whole number in 1..{MAX_ATTEMPTS}")
+    return int(text)
 
 
 def _connect_timeout_s(query: dict[str, list[str]]) -> float:

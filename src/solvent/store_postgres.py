@@ -29,11 +29,13 @@ are stored, never what they hold. A server without ``lz4`` keeps its default.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
+from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
     PostgresApplicationRecorder,
@@ -41,8 +43,52 @@ from eventsourcing.postgres import (
 )
 from psycopg.sql import SQL, Composed, Identifier
 
+DEFAULT_ATTEMPTS = 3
+MAX_ATTEMPTS = 10
+RETRY_WAIT_S = 0.2  # between attempts, as eventsourcing waits
 
-class PostgresJournalRecorder(PostgresApplicationRecorder):
+
+class AttemptedRecorder(PostgresAggregateRecorder):
+    """Inserts and selects tried ``attempts`` times (a store URL's ``?attempts=``),
+    ``RETRY_WAIT_S`` apart, where eventsourcing tries each 10 times.
+
+    A try fails on a lost connection or on waiting ``connect_timeout`` for one; more
+    tries ride out a server restart (a pool may hand out a connection the restart
+    closed), fewer fail sooner when the server is gone: a commit holds the ledger's
+    lock for up to ``attempts`` x (``connect_timeout`` + ``RETRY_WAIT_S``) seconds."""
+
+    attempts: int = DEFAULT_ATTEMPTS
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
+                      ) -> Sequence[int] | None:
+        result: Sequence[int] | None = self._attempt(super().insert_events, stored_events,
+                                                     **kwargs)
+        return result
+
+    def select_events(self, originator_id: UUID | str, *, gt: int | None = None,
+                      lte: int | None = None, desc: bool = False, limit: int | None = None
+                      ) -> Sequence[StoredEvent]:
+        result: Sequence[StoredEvent] = self._attempt(
+            super().select_events, originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
+        return result
+
+    def _attempt(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """The bound ``method`` without eventsourcing's retry decorator (``functools.wraps``
+        keeps the plain function as ``__wrapped__``), tried ``attempts`` times; a method
+        without one is tried as it is."""
+        raw = getattr(method, "__wrapped__", None)
+        attempt = 1
+        while True:
+            try:
+                return method(*args, **kwargs) if raw is None else raw(self, *args, **kwargs)
+            except (InterfaceError, OperationalError):
+                if attempt >= self.attempts:
+                    raise
+                attempt += 1
+                time.sleep(RETRY_WAIT_S)
+
+
+class PostgresJournalRecorder(AttemptedRecorder, PostgresApplicationRecorder):
     """eventsourcing's PostgreSQL application recorder, inserting one event with its
     payload as a binary parameter (see the module doc)."""
 
@@ -62,7 +108,7 @@ class PostgresJournalRecorder(PostgresApplicationRecorder):
         _insert_one(curs, self.insert_one_binary_statement, stored_events[0])
 
 
-class PostgresSnapshotRecorder(PostgresAggregateRecorder):
+class PostgresSnapshotRecorder(AttemptedRecorder):
     """eventsourcing's PostgreSQL aggregate recorder for the snapshots table, inserting
     one snapshot with its payload as a binary parameter (see the module doc). The
     primary key still makes a second snapshot of a version an ``IntegrityError``."""
