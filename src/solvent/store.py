@@ -82,8 +82,9 @@ class JournalStore:
             return "memory", POPOApplicationRecorder(), POPOAggregateRecorder()
         parts = urlsplit(url)
         query = parse_qs(parts.query, keep_blank_values=True)  # "prefix=" is refused
-        known = _POSTGRES_PARAMS if parts.scheme in ("postgresql", "postgres") else ("prefix",)
-        for key, values in query.items():
+        known = {"sqlite": ("prefix",), "postgresql": _POSTGRES_PARAMS,
+                 "postgres": _POSTGRES_PARAMS}.get(parts.scheme, ())
+        for key, values in query.items() if known else ():  # else: an unknown scheme, below
             if key not in known:
                 raise StoreError(f"unknown store URL parameter {key!r}: "
                                  f"{redact(url)} takes {', '.join(known)}")
