@@ -204,58 +204,25 @@ cdef class Buffer:
         return out
 
 
-@cython.final
-cdef class Counts:
-    """Open orders per account: a growable array of counts indexed by account number."""
-    cdef int64_t* data
-    cdef Py_ssize_t length
-
-    def __cinit__(self):
-        self.data = NULL
-        self.length = 0
-
-    def __dealloc__(self):
-        PyMem_RawFree(self.data)
-
-    cdef inline int64_t get(self, int64_t account) noexcept:
-        return self.data[account] if 0 <= account < self.length else 0
-
-    cdef int add(self, int64_t account, int64_t delta) except -1:
-        cdef Py_ssize_t cap
-        cdef void* p
-        cdef Py_ssize_t i
-        if account >= self.length:
-            cap = self.length * 2 if self.length else 1024
-            while cap <= account:
-                cap *= 2
-            p = PyMem_RawRealloc(self.data, <size_t>cap * sizeof(int64_t))
-            if p == NULL:
-                raise MemoryError("open order counts")
-            self.data = <int64_t*>p
-            for i in range(self.length, cap):
-                self.data[i] = 0
-            self.length = cap
-        self.data[account] += delta
-        return 0
-
-
 ctypedef struct IdList:
-    int64_t* ids
+    int64_t open            # the account's resting orders
+    int64_t* ids            # their ids, and ended ones not yet dropped
     Py_ssize_t n
     Py_ssize_t cap
 
 
 @cython.final
 cdef class AccountOrders:
-    """Each account's resting order ids, for ``orders_of``: a list per account number.
+    """Each account's resting orders: how many (``open_of``) and their ids (for
+    ``orders_of``), in an array indexed by account number.
 
-    Kept lazily (the twin keeps exact sets): an id goes in when its order rests, and an
-    order that ends (filled, expired, cancelled) costs nothing here. Its id leaves when
-    the list is compacted, each id looked up in the book: on a read, and when the list is
-    full and holds at least 2 x the account's open orders + 8 ids, so at least half of it
-    has ended. Compaction thus looks up at most two ids for every id dropped, and a list
-    never outgrows 4 x the account's open orders + 16 ids. Ids keep the order in which
-    they went in."""
+    The ids are kept lazily (the twin keeps exact sets): an id goes in when its order
+    rests, and an order that ends (filled, expired, cancelled) only lowers the count. Its
+    id leaves when the list is compacted, each id looked up in the book: on a read, and
+    when the list is full and holds at least 2 x the account's open orders + 8 ids, so at
+    least half of it has ended. Compaction thus looks up at most two ids for every id
+    dropped, and a list never outgrows 4 x the account's open orders + 16 ids. Ids keep
+    the order in which they went in."""
     cdef IdList* lists
     cdef Py_ssize_t length
 
@@ -269,6 +236,13 @@ cdef class AccountOrders:
             for a in range(self.length):
                 PyMem_RawFree(self.lists[a].ids)
         PyMem_RawFree(self.lists)
+
+    cdef inline int64_t open_of(self, int64_t account) noexcept:
+        return self.lists[account].open if 0 <= account < self.length else 0
+
+    cdef inline void ended(self, int64_t account) noexcept:
+        """One of ``account``'s resting orders ended (its id stays until compaction)."""
+        self.lists[account].open -= 1
 
     cdef Py_ssize_t compact(self, OrderBook book, int64_t account) noexcept:
         """Drop the ids whose order no longer rests (for ``account``); the ids left."""
@@ -285,10 +259,14 @@ cdef class AccountOrders:
         l.n = kept
         return kept
 
-    cdef int reserve(self, OrderBook book, int64_t account, int64_t open_now) except -1:
-        """Room for one more id of ``account`` (``open_now`` of its orders rest): compact
-        the list if at least half of it has ended, else grow it. Raises MemoryError having
-        changed nothing visible."""
+    cdef inline int reserve(self, OrderBook book, int64_t account) except -1:
+        """Room for one more id of ``account``: compact the list if at least half of it
+        has ended, else grow it. Raises MemoryError having changed nothing visible."""
+        if 0 <= account < self.length and self.lists[account].n < self.lists[account].cap:
+            return 0
+        return self._make_room(book, account)
+
+    cdef int _make_room(self, OrderBook book, int64_t account) except -1:
         cdef Py_ssize_t cap
         cdef void* p
         cdef Py_ssize_t a
@@ -303,6 +281,7 @@ cdef class AccountOrders:
                 raise MemoryError("open order ids per account")
             self.lists = <IdList*>p
             for a in range(self.length, cap):
+                self.lists[a].open = 0
                 self.lists[a].ids = NULL
                 self.lists[a].n = 0
                 self.lists[a].cap = 0
@@ -310,7 +289,7 @@ cdef class AccountOrders:
         cdef IdList* l = &self.lists[account]
         if l.n < l.cap:
             return 0
-        if l.n >= 2 * open_now + 8 and self.compact(book, account) < l.cap:
+        if l.n >= 2 * l.open + 8 and self.compact(book, account) < l.cap:
             return 0
         cap = l.cap * 2 if l.cap else 4
         p = PyMem_RawRealloc(l.ids, <size_t>cap * sizeof(int64_t))
@@ -320,9 +299,10 @@ cdef class AccountOrders:
         l.cap = cap
         return 0
 
-    cdef inline void push(self, int64_t account, int64_t order_id) noexcept:
-        """Append an id (``reserve`` made room)."""
+    cdef inline void rested(self, int64_t account, int64_t order_id) noexcept:
+        """An order of ``account`` rests: count it, append its id (``reserve`` made room)."""
         cdef IdList* l = &self.lists[account]
+        l.open += 1
         l.ids[l.n] = order_id
         l.n += 1
 
@@ -338,8 +318,7 @@ cdef class MarketEngine:
     cdef readonly int64_t max_open_per_account
     cdef readonly int64_t reference_ticks, band_low, band_high
     cdef readonly bint halted
-    cdef Counts _open
-    cdef AccountOrders _ids
+    cdef AccountOrders _accounts
     cdef Buffer _ins, _outs, _evs
     cdef Py_ssize_t _fault_rows      # inject_fault: rows to let through, -1 when off
 
@@ -377,13 +356,11 @@ cdef class MarketEngine:
         self._ins = Buffer()
         self._outs = Buffer()
         self._evs = Buffer()
-        self._open = Counts()
-        self._ids = AccountOrders()
+        self._accounts = AccountOrders()
         self._fault_rows = -1
         for oid, acct, _side, _price, _qty in self.book.export_state()["orders"]:
-            self._ids.reserve(self.book, acct, self._open.get(acct))
-            self._ids.push(acct, oid)
-            self._open.add(acct, 1)
+            self._accounts.reserve(self.book, acct)
+            self._accounts.rested(acct, oid)
 
     # -- controls ------------------------------------------------------------------------
 
@@ -418,14 +395,14 @@ cdef class MarketEngine:
         return notional + notional * self.max_fee_ppm // PPM
 
     def open_count(self, account):
-        return self._open.get(account)
+        return self._accounts.open_of(account)
 
     def kept_ids(self, account):
         """How many ids the lazy list of ``account`` holds now, ended ones included (a
         read for the tests of its bound; the twin's exact sets hold ``open_count``)."""
         if type(account) is not int:
             raise TypeError("account must be an int")
-        return self._ids.lists[account].n if 0 <= account < self._ids.length else 0
+        return self._accounts.lists[account].n if 0 <= account < self._accounts.length else 0
 
     def orders_of(self, account):
         """``account``'s resting orders as ``(order_id, side, price_ticks, remaining_lots)``,
@@ -433,11 +410,11 @@ cdef class MarketEngine:
         if type(account) is not int:
             raise TypeError("account must be an int")
         cdef list out = []
-        if not 0 <= account < self._ids.length:
+        if not 0 <= account < self._accounts.length:
             return out
         cdef int64_t a = account
         cdef OrderBook book = self.book
-        cdef IdList* l = &self._ids.lists[a]
+        cdef IdList* l = &self._accounts.lists[a]
         cdef Py_ssize_t n = l.n, i = 0, kept = 0
         cdef int32_t oi
         if n == 0:
@@ -653,11 +630,11 @@ cdef class MarketEngine:
             out[0] = BELOW_MIN_NOTIONAL
             return 0
         cdef bint may_rest = not is_market and tif == GTC
-        if may_rest and self._open.get(acct) >= self.max_open_per_account:
+        if may_rest and self._accounts.open_of(acct) >= self.max_open_per_account:
             out[0] = LIMIT_EXCEEDED
             return 0
         if may_rest:
-            self._ids.reserve(self.book, acct, self._open.get(acct))
+            self._accounts.reserve(self.book, acct)
         cdef int64_t hold_asset = self.quote if side == BUY else self.base
         code = self.core._hold(acct, hold_asset, hold)
         if code:
@@ -696,7 +673,7 @@ cdef class MarketEngine:
             elif kind == EV_MAKER_EXPIRED:
                 self._hold_of(1 - side, ev[5], ev[6], &keep)
                 self._release(ev[4], self.base if side == BUY else self.quote, keep)
-                self._open.add(ev[4], -1)
+                self._accounts.ended(ev[4])
                 self._event(row, kind, ev, 0, 0, 0)
             else:
                 status = kind
@@ -708,8 +685,7 @@ cdef class MarketEngine:
             if held < keep:
                 raise AssertionError("a resting order holds less than it needs")
             held -= keep
-            self._open.add(acct, 1)
-            self._ids.push(acct, order_id)
+            self._accounts.rested(acct, order_id)
         self._release(acct, hold_asset, held)
         out[0] = OK
         out[1] = order_id
@@ -770,7 +746,7 @@ cdef class MarketEngine:
                 raise AssertionError("a resting buy held less than its fill")
             self._release(maker, self.quote, before)
         if maker_remaining == 0:
-            self._open.add(maker, -1)
+            self._accounts.ended(maker)
         fees[0] = maker_fee
         fees[1] = taker_fee
         fees[2] = notional + taker_fee if side == BUY else base_amt
@@ -811,7 +787,7 @@ cdef class MarketEngine:
         cdef int64_t released = 0
         self._hold_of(o_side, o_price, removed, &released)
         self._release(account, self.quote if o_side == BUY else self.base, released)
-        self._open.add(account, -1)
+        self._accounts.ended(account)
         out[0] = OK
         out[1] = oid
         out[2] = EV_CANCELED
