@@ -41,7 +41,7 @@ from eventsourcing.postgres import (
     PostgresApplicationRecorder,
     PostgresDatastore,
 )
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Identifier
 
 DEFAULT_ATTEMPTS = 3
 MAX_ATTEMPTS = 10
@@ -49,8 +49,13 @@ RETRY_WAIT_S = 0.2  # between attempts, as eventsourcing waits
 
 
 class AttemptedRecorder(PostgresAggregateRecorder):
-    """Inserts and selects tried ``attempts`` times (a store URL's ``?attempts=``),
-    ``RETRY_WAIT_S`` apart, where eventsourcing tries each 10 times.
+    """eventsourcing's PostgreSQL aggregate recorder, with two changes shared by the
+    journal's and the snapshots' recorders.
+
+    One event is inserted with a plain ``INSERT ... VALUES``, its payload a binary
+    parameter (see the module doc). Inserts and selects are tried ``attempts`` times (a
+    store URL's ``?attempts=``), ``RETRY_WAIT_S`` apart, where eventsourcing tries each
+    10 times.
 
     A try fails on a lost connection or on waiting ``connect_timeout`` for one; more
     tries ride out a server restart (a pool may hand out a connection the restart
@@ -58,6 +63,29 @@ class AttemptedRecorder(PostgresAggregateRecorder):
     lock for up to ``attempts`` x (``connect_timeout`` + ``RETRY_WAIT_S``) seconds."""
 
     attempts: int = DEFAULT_ATTEMPTS
+    RETURNING = ""  # what the one-event INSERT returns
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.insert_one_binary_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "VALUES (%s, %s, %s, %b)" + self.RETURNING
+        ).format(schema=Identifier(self.datastore.schema),
+                 table=Identifier(self.events_table_name))
+
+    def _insert_stored_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        if len(stored_events) != 1:
+            super()._insert_stored_events(curs, stored_events, **kwargs)
+            return
+        self._before_insert(curs)
+        event = stored_events[0]
+        curs.execute(self.insert_one_binary_statement,
+                     (event.originator_id, event.originator_version, event.topic, event.state))
+
+    def _before_insert(self, curs: Any) -> None:
+        """What the recorder does in the insert's transaction before the row."""
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
                       ) -> Sequence[int] | None:
@@ -90,56 +118,20 @@ class AttemptedRecorder(PostgresAggregateRecorder):
 
 class PostgresJournalRecorder(AttemptedRecorder, PostgresApplicationRecorder):
     """eventsourcing's PostgreSQL application recorder, inserting one event with its
-    payload as a binary parameter (see the module doc)."""
+    payload as a binary parameter (see the module doc) after its table lock and
+    ``NOTIFY``, and returning its notification id, as eventsourcing's own insert does."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.insert_one_binary_statement = _insert_one_statement(
-            self, " RETURNING notification_id")
+    RETURNING = " RETURNING notification_id"
 
-    def _insert_stored_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        if len(stored_events) != 1:
-            super()._insert_stored_events(curs, stored_events, **kwargs)
-            return
+    def _before_insert(self, curs: Any) -> None:
         self._lock_table(curs)
         self._notify_channel(curs)
-        _insert_one(curs, self.insert_one_binary_statement, stored_events[0])
 
 
 class PostgresSnapshotRecorder(AttemptedRecorder):
     """eventsourcing's PostgreSQL aggregate recorder for the snapshots table, inserting
     one snapshot with its payload as a binary parameter (see the module doc). The
     primary key still makes a second snapshot of a version an ``IntegrityError``."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.insert_one_binary_statement = _insert_one_statement(self, "")
-
-    def _insert_stored_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        if len(stored_events) != 1:
-            super()._insert_stored_events(curs, stored_events, **kwargs)
-            return
-        _insert_one(curs, self.insert_one_binary_statement, stored_events[0])
-
-
-def _insert_one_statement(recorder: PostgresAggregateRecorder, returning: str) -> Composed:
-    """``INSERT`` of one row into ``recorder``'s table, the payload a binary parameter."""
-    return SQL(
-        "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-        "VALUES (%s, %s, %s, %b)" + returning
-    ).format(
-        schema=Identifier(recorder.datastore.schema),
-        table=Identifier(recorder.events_table_name),
-    )
-
-
-def _insert_one(curs: Any, statement: Composed, event: StoredEvent) -> None:
-    curs.execute(statement,
-                 (event.originator_id, event.originator_version, event.topic, event.state))
 
 
 def prefer_lz4(datastore: PostgresDatastore, tables: Sequence[str]) -> bool:
