@@ -240,23 +240,37 @@ cdef class AccountOrders:
     cdef inline int64_t open_of(self, int64_t account) noexcept:
         return self.lists[account].open if 0 <= account < self.length else 0
 
-    cdef inline void ended(self, int64_t account) noexcept:
+    cdef inline int ended(self, int64_t account) except -1:
         """One of ``account``'s resting orders ended (its id stays until compaction)."""
+        if not (0 <= account < self.length and self.lists[account].open > 0):
+            raise AssertionError("an order ended that was not counted as resting")
         self.lists[account].open -= 1
+        return 0
 
-    cdef Py_ssize_t compact(self, OrderBook book, int64_t account) noexcept:
-        """Drop the ids whose order no longer rests (for ``account``); the ids left."""
+    cdef Py_ssize_t compact(self, OrderBook book, int64_t account, list out) except -1:
+        """Drop the ids whose order no longer rests (for ``account``); the ids left. With
+        ``out``, append each resting order to it as ``(order_id, side, price_ticks,
+        remaining_lots)``; a MemoryError there keeps the ids not yet read."""
         if not 0 <= account < self.length:
             return 0
         cdef IdList* l = &self.lists[account]
-        cdef Py_ssize_t i, kept = 0
+        cdef Py_ssize_t n = l.n, i = 0, kept = 0
         cdef int32_t oi
-        for i in range(l.n):
-            oi = book._find(l.ids[i])
-            if oi >= 0 and book._ord[oi].account == account:
-                l.ids[kept] = l.ids[i]
-                kept += 1
-        l.n = kept
+        if n == 0:
+            return 0
+        try:
+            while i < n:
+                oi = book._find(l.ids[i])
+                if oi >= 0 and book._ord[oi].account == account:
+                    if out is not None:
+                        out.append((l.ids[i], book._lvl[book._ord[oi].level].side,
+                                    book._lvl[book._ord[oi].level].price, book._ord[oi].qty))
+                    l.ids[kept] = l.ids[i]
+                    kept += 1
+                i += 1
+        finally:
+            memmove(l.ids + kept, l.ids + i, <size_t>(n - i) * sizeof(int64_t))
+            l.n = kept + n - i
         return kept
 
     cdef inline int reserve(self, OrderBook book, int64_t account) except -1:
@@ -289,7 +303,7 @@ cdef class AccountOrders:
         cdef IdList* l = &self.lists[account]
         if l.n < l.cap:
             return 0
-        if l.n >= 2 * l.open + 8 and self.compact(book, account) < l.cap:
+        if l.n >= 2 * l.open + 8 and self.compact(book, account, None) < l.cap:
             return 0
         cap = l.cap * 2 if l.cap else 4
         p = PyMem_RawRealloc(l.ids, <size_t>cap * sizeof(int64_t))
@@ -412,25 +426,7 @@ cdef class MarketEngine:
         cdef list out = []
         if not 0 <= account < self._accounts.length:
             return out
-        cdef int64_t a = account
-        cdef OrderBook book = self.book
-        cdef IdList* l = &self._accounts.lists[a]
-        cdef Py_ssize_t n = l.n, i = 0, kept = 0
-        cdef int32_t oi
-        if n == 0:
-            return out
-        try:
-            while i < n:                   # compact as it reads (see AccountOrders)
-                oi = book._find(l.ids[i])
-                if oi >= 0 and book._ord[oi].account == a:
-                    out.append((l.ids[i], book._lvl[book._ord[oi].level].side,
-                                book._lvl[book._ord[oi].level].price, book._ord[oi].qty))
-                    l.ids[kept] = l.ids[i]
-                    kept += 1
-                i += 1
-        finally:                           # a MemoryError keeps the ids not yet read
-            memmove(l.ids + kept, l.ids + i, <size_t>(n - i) * sizeof(int64_t))
-            l.n = kept + n - i
+        self._accounts.compact(self.book, account, out)   # compacts as it reads
         out.sort()
         return out
 
