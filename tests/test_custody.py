@@ -162,6 +162,10 @@ def test_confirm_needs_the_assets_confirmations(led: solvent.Ledger, live: Excha
         rejects(led, solvent.NotEnoughConfirmations, "not_enough_confirmations",
                 lambda bad=bad: led.confirm_deposit("btc-cold", "txid-in-1",
                                                     confirmations=bad))
+    for bad in (10**9 + 1, 2**64, 10**30):  # 2**64 and up: past the journal's ints too
+        rejects(led, solvent.InvalidArgument, "invalid_argument",
+                lambda bad=bad: led.confirm_deposit("btc-cold", "txid-in-1",
+                                                    confirmations=bad), "confirmations")
     led.confirm_deposit("btc-cold", "txid-in-1", confirmations=6)
     assert led.balance_minor("c000", "BTC") == (2 * BTC + BTC // 2, 0)
 

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 DAY_NS: Final = 86_400 * 10**9
 PPM: Final = 1_000_000
 MAX_OPEN_WITHDRAWALS: Final = 1_000_000
+#: The largest number of confirmations (and of seconds in ``max_attestation_age_s``).
+MAX_POLICY_COUNT: Final = 10**9
 HALT_CAUSES: Final = ("shortfall", "coverage", "stale")
 #: An attestation may be dated at most this far after the command time (clock skew):
 #: a future-dated one would never grow stale.
@@ -669,7 +671,7 @@ class CustodyCommands:
             for name, value in (("confirmations", confirmations),
                                 ("max_attestation_age_s", max_attestation_age_s)):
                 if isinstance(value, bool) or not isinstance(value, int) or not (
-                    1 <= value <= 10**9
+                    1 <= value <= MAX_POLICY_COUNT
                 ):
                     raise e.InvalidArgument(f"{name} must be an int in 1..10**9, got {value!r}")
             if isinstance(min_coverage, float):
@@ -749,6 +751,9 @@ class CustodyCommands:
             a = self._asset(dep.asset)
             need = self._custody.policy(a).confirmations
             got = need if confirmations is None else confirmations
+            if not isinstance(got, bool) and isinstance(got, int) and got > MAX_POLICY_COUNT:
+                raise e.InvalidArgument(f"confirmations must be at most {MAX_POLICY_COUNT:,}, "
+                                        f"got {got}", ref=ref)
             if isinstance(got, bool) or not isinstance(got, int) or got < need:
                 raise e.NotEnoughConfirmations(
                     f"deposit {ref!r} has {got} confirmations; {dep.asset} needs {need}",

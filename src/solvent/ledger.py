@@ -805,10 +805,16 @@ class Ledger(CustodyCommands, MarketCommands):
             return
         state = self._state
         version = state.version + 1
-        payload = r.encoder.encode(
-            r.Batch(version=version, first_position=self._pending[0].position,
-                    records=self._pending)
-        )
+        try:
+            payload = r.encoder.encode(
+                r.Batch(version=version, first_position=self._pending[0].position,
+                        records=self._pending)
+            )
+        except Exception as exc:  # a field passed validation but not the schema: a bug
+            self._pending = []
+            self._reload("a batch that could not be encoded")
+            raise AssertionError(f"batch {version} could not be encoded ({_one_line(exc)}); "
+                                 "none of it took effect") from exc
         sealed = StoredBatch.seal(version, state.head_digest, payload)
         try:
             self._store.append(sealed)
@@ -844,16 +850,7 @@ class Ledger(CustodyCommands, MarketCommands):
         self._pending = []
         if self._lost is not None and self._depth:
             return  # lost earlier in this batch: nothing to roll back to until it ends
-        try:
-            state = load_state(self._store, self._core_name)
-        except BaseException as exc:
-            why = e.StoreError(f"a rollback could not read the store back ({_one_line(exc)}); "
-                               "this ledger's uncommitted commands did not take effect")
-            self._lose_state(why)
-            if not isinstance(exc, Exception):
-                raise  # an interrupt stays an interrupt
-            raise why from exc
-        self._install(state)
+        self._reload("a rollback")
         for rec in keep:
             self._state.apply(rec)
         self._pending = list(keep)
@@ -870,6 +867,21 @@ class Ledger(CustodyCommands, MarketCommands):
             self._depth -= 1
         if self._depth == 0:
             self._commit()
+
+    def _reload(self, what: str) -> None:
+        """Take the committed state from the store again, dropping what the pending
+        records changed. If the store cannot be read back, the state is lost
+        (:class:`_LostState`) and so are this ledger's uncommitted commands."""
+        try:
+            state = load_state(self._store, self._core_name)
+        except BaseException as exc:
+            why = e.StoreError(f"{what} could not read the store back ({_one_line(exc)}); "
+                               "this ledger's uncommitted commands did not take effect")
+            self._lose_state(why)
+            if not isinstance(exc, Exception):
+                raise  # an interrupt stays an interrupt
+            raise why from exc
+        self._install(state)
 
     def _state_at(self, position: int) -> LedgerState:
         """The state right after journal ``position`` (a committed position), rebuilt
