@@ -443,6 +443,11 @@ def test_cli_verify(persistent_url: str, raw: RawStore) -> None:
     wrong = solvent_verify(persistent_url, "--expect-head", "ab" * 32)
     assert wrong.returncode == 1
     assert "TAMPERED" in wrong.stdout + wrong.stderr
+    for malformed in ("ab" * 31, "zz" * 32, ""):  # a usage error, not a verdict
+        bad = solvent_verify(persistent_url, "--expect-head", malformed)
+        assert bad.returncode == 2, (malformed, bad.stderr)
+        assert "expect_head must be a digest of 64 hex digits" in bad.stderr
+        assert "TAMPERED" not in bad.stdout + bad.stderr
 
     state = raw.state(3)
     raw.set_state(3, flip(state, len(state) // 2))

@@ -10,16 +10,17 @@ is an error, never a rounding. A ``float`` is a :class:`~solvent.FloatAmount`
 from __future__ import annotations
 
 import re
-from decimal import Context, Decimal, Inexact, Rounded
+from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
 from typing import Final
 
 from solvent.core.codes import INT64_MAX
-from solvent.errors import FloatAmount, InvalidAmount, InvalidId
+from solvent.errors import FloatAmount, InvalidAmount, InvalidArgument, InvalidId
 
 MAX_ID_CHARS: Final = 128
 MAX_DECIMALS: Final = 18
 MAX_AMOUNT_CHARS: Final = 64
 MAX_SHIFT_DIGITS: Final = 40  # from_minor's fast path: ints of up to 40 digits
+PPM: Final = 1_000_000  # a ratio's unit in parts per million
 
 _AMOUNT_RE: Final = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
 
@@ -135,6 +136,51 @@ def format_minor(minor: int, decimals: int) -> str:
     sign = "-" if minor < 0 else ""
     whole, frac = divmod(abs(minor), 10**decimals)
     return f"{sign}{whole:,}" + (f".{frac:0{decimals}d}" if decimals else "")
+
+
+def to_ppm(value: object, what: str, limit_ppm: int) -> int:
+    """Parse a ratio (a fee rate, a band, a coverage) given as a ``str`` or ``Decimal``
+    into whole parts per million, 0..``limit_ppm``. Exact: finer than 1 ppm is an
+    error, never a rounding, whatever the decimal context.
+
+    >>> to_ppm("0.0005", "maker_fee", 10_000)
+    500
+    """
+    if isinstance(value, float):
+        raise FloatAmount(f"{what}: floats are not accepted; pass a str such as '0.001'")
+    if not isinstance(value, (str, Decimal)):
+        raise InvalidArgument(f"{what} must be a str or Decimal, got {type(value).__name__}")
+    shown = repr(value)
+    if len(shown) > 2 * MAX_AMOUNT_CHARS:
+        shown = shown[: 2 * MAX_AMOUNT_CHARS] + "..."
+    refused = InvalidArgument(
+        f"{what} {shown} must be 0..{Decimal(limit_ppm) / PPM} with at most 6 decimals")
+    if isinstance(value, str) and len(value) > MAX_AMOUNT_CHARS:
+        raise refused
+    try:
+        ratio = Decimal(value)
+    except InvalidOperation as exc:
+        raise InvalidArgument(f"{what} {shown} is not a number") from exc
+    if not ratio.is_finite():  # NaN and sNaN too, before any arithmetic signals on them
+        raise refused
+    sign, digits, exponent = ratio.as_tuple()
+    assert isinstance(exponent, int)
+    coefficient = int("".join(map(str, digits)) or "0")
+    if coefficient == 0:
+        return 0
+    shift = exponent + 6  # ppm = coefficient * 10**shift, in ints: no context applies
+    if sign or shift > len(str(limit_ppm)) or -shift > len(digits):
+        raise refused  # negative, far past the limit, or under 1 ppm
+    ppm: int
+    if shift >= 0:
+        ppm = coefficient * pow(10, shift)
+    else:
+        ppm, rest = divmod(coefficient, pow(10, -shift))
+        if rest:
+            raise refused
+    if ppm > limit_ppm:
+        raise refused
+    return ppm
 
 
 _SPACE_RE = re.compile(r"\s")

@@ -9,7 +9,7 @@ from typing import Any
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from solvent.errors import SolventError, StoreError
+    from solvent.errors import InvalidArgument, SolventError, StoreError
     from solvent.ledger import verify_store
     from solvent.store import JournalStore, redact
 
@@ -20,7 +20,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         return 2
     try:
         report, state = verify_store(store, args.core, args.expect_head)
-    except StoreError as exc:
+    except (StoreError, InvalidArgument) as exc:  # not an answer about the journal
         print(f"solvent verify: {exc}", file=sys.stderr)
         return 2
     except SolventError as exc:

@@ -35,7 +35,7 @@ import msgspec
 from solvent import errors as e
 from solvent import proof
 from solvent import records as r
-from solvent.amounts import AmountLike, check_id, check_text, format_minor, to_minor
+from solvent.amounts import PPM, AmountLike, check_id, check_text, format_minor, to_minor, to_ppm
 from solvent.core import codes as c
 from solvent.receipts import Receipt
 
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from solvent.state import LedgerState
 
 DAY_NS: Final = 86_400 * 10**9
-PPM: Final = 1_000_000
 MAX_OPEN_WITHDRAWALS: Final = 1_000_000
 #: The largest number of confirmations (and of seconds in ``max_attestation_age_s``).
 MAX_POLICY_COUNT: Final = 10**9
@@ -674,20 +673,10 @@ class CustodyCommands:
                     1 <= value <= MAX_POLICY_COUNT
                 ):
                     raise e.InvalidArgument(f"{name} must be an int in 1..10**9, got {value!r}")
-            if isinstance(min_coverage, float):
-                raise e.FloatAmount("min_coverage: floats are not accepted; pass a str")
-            try:
-                ratio = Decimal(min_coverage)
-            except ArithmeticError as exc:
-                raise e.InvalidArgument(f"min_coverage {min_coverage!r} is not a number") from exc
-            ppm = ratio * PPM
-            if not ratio.is_finite() or ppm != ppm.to_integral_value() or not 0 <= ppm <= 10 * PPM:
-                raise e.InvalidArgument(
-                    f"min_coverage {min_coverage!r} must be 0..10 with at most 6 decimals"
-                )
+            ppm = to_ppm(min_coverage, "min_coverage", 10 * PPM)
             return self._emit(
                 r.CustodyPolicySet, who, "", asset=asset, confirmations=confirmations,
-                tolerance_minor=minor(tolerance, "tolerance"), min_coverage_ppm=int(ppm),
+                tolerance_minor=minor(tolerance, "tolerance"), min_coverage_ppm=ppm,
                 max_attestation_age_ns=max_attestation_age_s * 10**9,
                 account_daily_limit_minor=minor(account_daily_limit, "account_daily_limit"),
                 asset_daily_limit_minor=minor(asset_daily_limit, "asset_daily_limit"),
@@ -784,6 +773,8 @@ class CustodyCommands:
 
     def pending_deposits(self, account: str | None = None) -> list[PendingDeposit]:
         """Detected, unconfirmed deposits (of ``account``, or all)."""
+        if account is not None:
+            self._account(account, "account")  # a name that is no account is an error
         return [d for d in self._custody.pending.values()
                 if account is None or d.account == account]
 
@@ -858,6 +849,8 @@ class CustodyCommands:
             return withdrawal_id
 
     def withdrawal(self, withdrawal_id: str) -> Withdrawal:
+        """The withdrawal ``withdrawal_id`` as it stands (a copy)."""
+        check_id(withdrawal_id, "withdrawal id")
         wd = self._custody.withdrawals.get(withdrawal_id)
         if wd is None:
             raise e.UnknownWithdrawal(f"unknown withdrawal {withdrawal_id!r}",
@@ -949,7 +942,9 @@ class CustodyCommands:
                                       wallet=wallet)
             a = self._state.core.wallet_asset(w)
             asset = self._state.asset_names[a]
-            if not isinstance(balance, (bool, float)) and balance in (0, "0"):
+            if (balance == "0" if isinstance(balance, str) else balance.is_zero()
+                    if isinstance(balance, Decimal) else
+                    isinstance(balance, int) and not isinstance(balance, bool) and balance == 0):
                 balance_minor = 0
             else:
                 balance_minor = to_minor(balance, self._state.asset_decimals[a],
@@ -1078,28 +1073,36 @@ class CustodyCommands:
         that position is a leaf, zero balances included. ``implementation``: the tree
         builder, ``compiled`` (default when built) or ``python``; both give one tree."""
         with self._lock:
-            key = self._proof_key()
             state = self._state if at is None else self._state_at(at)
-            a = state.asset_index.get(asset) if isinstance(asset, str) else None
-            if a is None:
-                self._asset(asset)  # raises the typed error
-                raise e.UnknownAsset(f"{asset!r} did not exist at position {at}", asset=asset)
-            cached = self._trees.get(asset)
-            if cached is not None and cached.position == state.position and (
-                implementation is None
-            ):
-                return cached
-            core = state.core
-            names = state.account_names
-            with proof.gc_paused():  # a leaf tuple per customer: no cycles, millions of them
-                customers = [i for i in range(len(names)) if core.kind(i) == c.KIND_CUSTOMER]
-                keys = self._leaf_keys(key, names, customers)
-                balances = [core.available(i, a) + core.held(i, a) for i in customers]
-                tree = proof.build_tree(asset, state.position,
-                                        list(zip(keys, balances, strict=True)),
-                                        implementation=implementation)
-            self._trees[asset] = tree
-            return tree
+            return self._tree_at(state, asset, implementation)
+
+    def _tree_at(self, state: LedgerState, asset: str,
+                 implementation: str | None = None) -> proof.LiabilitiesTree:
+        """``liabilities_tree`` at ``state`` (the live state or one rebuilt for a past
+        position). The proof key is made (and journaled) only once the call is valid."""
+        a = state.asset_index.get(asset) if isinstance(asset, str) else None
+        if a is None:
+            self._asset(asset)  # raises the typed error
+            raise e.UnknownAsset(f"{asset!r} did not exist at position {state.position}",
+                                 asset=asset)
+        proof.resolve_implementation(implementation)  # a bad one is refused here
+        cached = self._trees.get(asset)
+        if cached is not None and cached.position == state.position and (
+            implementation is None
+        ):
+            return cached
+        key = self._proof_key()
+        core = state.core
+        names = state.account_names
+        with proof.gc_paused():  # a leaf tuple per customer: no cycles, millions of them
+            customers = [i for i in range(len(names)) if core.kind(i) == c.KIND_CUSTOMER]
+            keys = self._leaf_keys(key, names, customers)
+            balances = [core.available(i, a) + core.held(i, a) for i in customers]
+            tree = proof.build_tree(asset, state.position,
+                                    list(zip(keys, balances, strict=True)),
+                                    implementation=implementation)
+        self._trees[asset] = tree
+        return tree
 
     def _leaf_keys(self, key: bytes, names: list[str], accounts: list[int]) -> list[bytes]:
         """Leaf keys of ``accounts`` (numbers), cached by account number: names never
@@ -1123,13 +1126,16 @@ class CustodyCommands:
         nonce), verifiable with :func:`solvent.verify_inclusion` and the published root."""
         with self._lock:
             self._account(account, "account")
-            tree = self.liabilities_tree(asset, at=at)
+            state = self._state if at is None else self._state_at(at)
+            i = state.account_index.get(account)
+            if i is None or state.core.kind(i) != c.KIND_CUSTOMER:
+                raise e.UnknownAccount(
+                    f"{account!r} is not a customer account at position {state.position}",
+                    account=account)
+            tree = self._tree_at(state, asset)
             nonce = proof.account_nonce(self._proof_key(), account)
             leaf = proof.leaf_key(account, nonce)
-            if leaf not in tree:
-                raise e.UnknownAccount(
-                    f"{account!r} is not a customer account at position {tree.position}",
-                    account=account)
+            assert leaf in tree, (account, tree.position)  # every customer is a leaf
             return proof.proof_to_json(
                 tree.inclusion_proof(leaf, account_id=account, nonce=nonce))
 
@@ -1137,8 +1143,8 @@ class CustodyCommands:
         """What an exchange publishes: the liabilities root and, at the same position,
         the attested reserves of the asset's custody wallets."""
         with self._lock:
-            root = self.liabilities_root(asset, at=at)
             state = self._state if at is None else self._state_at(at)
+            root = self._tree_at(state, asset).root
             cust = state.custody
             a = state.asset_index[asset]
             wallets = []

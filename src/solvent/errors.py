@@ -9,7 +9,12 @@ message naming the account, asset and amounts involved. The other errors
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
+
+#: A rejection's message is at most this long, whatever input it quotes: a longer one
+#: keeps its start and its end around an ellipsis.
+MAX_MESSAGE_CHARS: Final = 360
+_HEAD_CHARS: Final = 240
 
 
 class SolventError(Exception):
@@ -26,6 +31,9 @@ class Rejected(SolventError):
     code: ClassVar[str] = "rejected"
 
     def __init__(self, message: str, **details: Any) -> None:
+        if len(message) > MAX_MESSAGE_CHARS:
+            tail = MAX_MESSAGE_CHARS - _HEAD_CHARS - 5
+            message = f"{message[:_HEAD_CHARS]} ... {message[-tail:]}"
         super().__init__(message)
         self.message = message
         self.details = details

@@ -15,6 +15,7 @@ as :class:`~solvent.records.CommandRejected` before the rejection is raised.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from array import array
@@ -106,6 +107,7 @@ class VerifyReport(msgspec.Struct, frozen=True):
 _CUSTOMER_COMMANDS = frozenset({"transfer", "request_withdrawal", "place_order"})
 
 _KEEP_ON_ABORT = (r.CommandRejected, r.Attested, r.AssetHalted)
+_HEX_DIGEST_RE: Final = re.compile(r"[0-9a-fA-F]{64}")
 
 _REJECTION_FOR_CODE: dict[int, type[e.Rejected]] = {
     c.INSUFFICIENT_FUNDS: e.InsufficientFunds,
@@ -333,7 +335,7 @@ class Ledger(CustodyCommands, MarketCommands):
         with self._lock:
             who = self._authorize(actor, "open_account")
             check_id(account, "account")
-            if kind not in ACCOUNT_KINDS:
+            if not isinstance(kind, str) or kind not in ACCOUNT_KINDS:
                 raise e.InvalidArgument(
                     f"account kind {kind!r}: choose one of {', '.join(ACCOUNT_KINDS)}"
                 )
@@ -608,7 +610,13 @@ class Ledger(CustodyCommands, MarketCommands):
         ledger's store with one opened afresh (docs/journal.md, "When the store fails
         mid-commit"); an iteration then goes on through the new store from the batch
         after the last it read."""
+        if isinstance(after_position, bool) or not isinstance(after_position, int):
+            raise e.InvalidArgument(
+                f"after_position must be an int, got {type(after_position).__name__}")
         self._check_open()
+        return self._records(after_position)
+
+    def _records(self, after_position: int) -> Iterator[r.JournalRecord]:
         version = 0
         while True:
             store = self._store
@@ -1139,6 +1147,12 @@ def verify_store(
     store: JournalStore, core: str, expect_head: str | None = None
 ) -> tuple[VerifyReport, LedgerState]:
     """Full replay from position 1 with chain and snapshot checks."""
+    if expect_head is not None and not (
+        isinstance(expect_head, str) and _HEX_DIGEST_RE.fullmatch(expect_head)
+    ):
+        shown = repr(expect_head)
+        raise e.InvalidArgument("expect_head must be a digest of 64 hex digits, got "
+                                + (shown if len(shown) <= 80 else shown[:80] + "..."))
     snapshots: dict[int, bytes] = {}
     for version, payload in store.snapshots_desc():
         snapshots[version] = payload

@@ -20,14 +20,14 @@ from __future__ import annotations
 from array import array
 from collections import deque
 from collections.abc import Iterator, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, overload
 
 import msgspec
 
 from solvent import errors as e
 from solvent import records as r
-from solvent.amounts import AmountLike, check_id, check_text, from_minor, to_minor
+from solvent.amounts import AmountLike, check_id, check_text, from_minor, to_minor, to_ppm
 from solvent.core import codes as cc
 from solvent.engine import codes as ec
 from solvent.engine import engine_class
@@ -505,22 +505,6 @@ def placed_row(ms: MarketState, rec: r.OrderPlaced) -> tuple[int, ...]:
             mc.flags(TIFS[rec.tif], rec.post_only, STPS[rec.stp]))
 
 
-def _ratio_ppm(value: object, what: str, limit: int) -> int:
-    if isinstance(value, float):
-        raise e.FloatAmount(f"{what}: floats are not accepted; pass a str such as '0.001'")
-    if not isinstance(value, (str, Decimal)):
-        raise e.InvalidArgument(f"{what} must be a str or Decimal, got {type(value).__name__}")
-    try:
-        ratio = Decimal(value)
-    except InvalidOperation as exc:
-        raise e.InvalidArgument(f"{what} {value!r} is not a number") from exc
-    ppm = ratio * PPM
-    if not ratio.is_finite() or ppm != ppm.to_integral_value() or not 0 <= ppm <= limit:
-        raise e.InvalidArgument(
-            f"{what} {value!r} must be 0..{Decimal(limit) / PPM} with at most 6 decimals")
-    return int(ppm)
-
-
 class MarketCommands:
     """The market commands of :class:`~solvent.Ledger` (a mixin)."""
 
@@ -602,8 +586,8 @@ class MarketCommands:
                     f"({lot_size} {base}) is {Decimal(tick_minor * lot_minor) / 10**bdec} "
                     f"{quote} minor units, not a whole number: fills would not be exact",
                     market=market)
-            maker_ppm = _ratio_ppm(maker_fee, "maker_fee", MAX_FEE_PPM)
-            taker_ppm = _ratio_ppm(taker_fee, "taker_fee", MAX_FEE_PPM)
+            maker_ppm = to_ppm(maker_fee, "maker_fee", MAX_FEE_PPM)
+            taker_ppm = to_ppm(taker_fee, "taker_fee", MAX_FEE_PPM)
             min_minor = 0 if min_notional is None else to_minor(
                 min_notional, qdec, what="min_notional", asset=quote)
             fee_account = f"fees:{market}"
@@ -627,7 +611,7 @@ class MarketCommands:
             who = self._authorize(actor, "set_reference_price")
             spec = self._spec(market)
             ticks = self._ticks(spec, price)
-            band_ppm = _ratio_ppm(band, "band", MAX_BAND_PPM)
+            band_ppm = to_ppm(band, "band", MAX_BAND_PPM)
             return self._emit(r.ReferencePriceSet, who, "", market=market, price_ticks=ticks,
                               band_ppm=band_ppm)
 
@@ -787,13 +771,13 @@ class MarketCommands:
         acct = self._account(account, "account")
         if acct in st.wallet_accounts:
             raise e.InvalidArgument(f"{account!r} is a wallet, not an account", account=account)
-        if side not in SIDES:
+        if not isinstance(side, str) or side not in SIDES:
             raise e.InvalidArgument(f"side {side!r}: buy or sell", market=market)
-        if type not in ("limit", "market"):
+        if type not in ("limit", "market"):  # a tuple: compared, never hashed
             raise e.InvalidArgument(f"type {type!r}: limit or market", market=market)
-        if tif not in TIFS:
+        if not isinstance(tif, str) or tif not in TIFS:
             raise e.InvalidArgument(f"tif {tif!r}: GTC, IOC or FOK", market=market)
-        if stp not in STPS:
+        if not isinstance(stp, str) or stp not in STPS:
             raise e.InvalidArgument(f"stp {stp!r}: {', '.join(STPS)}", market=market)
         if not isinstance(post_only, bool):
             raise e.InvalidArgument("post_only must be a bool")

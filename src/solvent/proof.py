@@ -264,7 +264,7 @@ def leaf_keys(
     (the compiled helper does the HMACs in C)."""
     key = _check_secret_key(secret_key)
     ids = account_ids if isinstance(account_ids, list) else list(account_ids)
-    if _implementation(implementation) == "compiled":
+    if resolve_implementation(implementation) == "compiled":
         bad, keys = _compiled.leaf_keys(key, ids, NONCE_TAG, KEY_TAG, MAX_ID_CHARS)
         if bad >= 0:
             _id_bytes(ids[bad], f"account id #{bad}")  # raises the precise error
@@ -383,7 +383,9 @@ def _build_levels_py(leaves: Sequence[Any]) -> tuple[int, int, bytes, list[bytes
     return _OK, 0, b"".join(keys), levels
 
 
-def _implementation(implementation: str | None) -> str:
+def resolve_implementation(implementation: str | None) -> str:
+    """The tree builder ``implementation`` names (None: the default), or
+    :class:`~solvent.InvalidArgument`."""
     if implementation is None:
         return DEFAULT_IMPLEMENTATION
     if implementation not in IMPLEMENTATIONS:
@@ -432,7 +434,7 @@ def build_tree(
     if len(leaves) > MAX_LEAVES:
         raise InvalidArgument(f"{len(leaves)} leaves exceed the limit of {MAX_LEAVES}",
                               asset=asset)
-    impl = _implementation(implementation)
+    impl = resolve_implementation(implementation)
     with gc_paused():
         if impl == "compiled":
             code, index, keys, levels = _compiled.build_levels(
