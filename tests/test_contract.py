@@ -182,6 +182,25 @@ def test_same_ref_with_other_content_is_duplicate_ref(
     assert observe(led) == before
 
 
+def test_records_after_any_position_are_the_journal_from_there(led: solvent.Ledger) -> None:
+    """``records(after_position=p)`` starts at the batch that holds ``p + 1`` (found by
+    bisecting the batches, not by reading the journal up to it) and is exactly the
+    journal's records after ``p``, for every ``p``, over batches of 1 to 40 records."""
+    ex = build_exchange(led, customers=4, customer_btc=1)
+    a, b, *_ = ex.customers
+    for n, size in enumerate([1, 3, 1, 1, 40, 2, 1, 7, 1, 1, 1, 25, 1]):
+        with led.batch():
+            for i in range(size):
+                led.transfer(a, b, "BTC", "0.0001", ref=f"r-{n}-{i}")
+        a, b = b, a
+    every = list(led.records())
+    assert [rec.position for rec in every] == list(range(1, led.position + 1))
+    for p in range(-2, led.position + 3):
+        assert list(led.records(after_position=p)) == [x for x in every if x.position > p], p
+    with pytest.raises(solvent.InvalidArgument, match="after_position must be an int"):
+        led.records(after_position="3")  # type: ignore[arg-type]
+
+
 def test_batch_commits_many_commands_at_once(led: solvent.Ledger, store_url: str) -> None:
     ex = build_exchange(led, customers=5, treasury_krw=1_000)
     assert led.version == 1  # build_exchange is one group commit

@@ -473,3 +473,40 @@ def test_cli_verify_of_a_missing_journal_is_an_error_and_creates_nothing(tmp_pat
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "does not exist" in proc.stderr
     assert not missing.exists()
+
+
+def test_records_reads_from_the_batch_it_needs_and_refuses_a_gap(
+    persistent_url: str, raw: RawStore
+) -> None:
+    """``records(after_position=p)`` reads the journal from the batch holding ``p + 1``:
+    a batch before it may be damaged without effect on it, while a read from the start
+    meets the damage and says so (a record out of place is ``TamperDetected``, not a
+    journal with a hole or a repeat)."""
+    build_journal(persistent_url)
+    store = JournalStore(persistent_url, create=False)
+    try:
+        starts = {b.originator_version: r.batch_decoder.decode(b.payload).first_position
+                  for b in store.read()}
+    finally:
+        store.close()
+    led = solvent.Ledger.open(persistent_url)
+    try:
+        every = list(led.records())
+        from_4 = [rec for rec in every if rec.position >= starts[4]]
+        raw.set_state(2, raw.state(3))  # batch 2 now repeats batch 3's records
+        with pytest.raises(solvent.TamperDetected, match="batch 2 holds position") as info:
+            list(led.records())
+        assert (info.value.version, info.value.position) == (2, starts[3])
+        assert list(led.records(after_position=starts[4] - 1)) == from_4
+        raw.delete(3)  # and batch 3 is gone: a hole in the versions
+        with pytest.raises(solvent.TamperDetected):
+            list(led.records(after_position=starts[2]))
+        assert list(led.records(after_position=starts[4] - 1)) == from_4
+        envelope = msgspec.msgpack.decode(raw.state(4))
+        envelope["payload"] = b"\xc1"  # never valid msgpack
+        raw.set_state(4, msgspec.msgpack.encode(envelope))
+        with pytest.raises(solvent.TamperDetected, match="batch 4 does not decode") as info:
+            list(led.records(after_position=starts[4]))  # the bisection reads batch 4
+        assert info.value.version == 4
+    finally:
+        led.close()

@@ -515,6 +515,31 @@ def verify_trial(core: str, store: ReplayStore) -> Trial:
     return trial
 
 
+def journal_reads(store: ReplayStore, repeats: int = 5) -> dict[str, Any]:
+    """Milliseconds (best of ``repeats``) for an auditor's two reads of the journal:
+    every record (``records()``), and the last one (``records(after_position=last - 1)``,
+    which starts at the batch holding it)."""
+    led = Ledger.open(store.url)
+    try:
+        def best(read: Callable[[], int], expect: int) -> float:
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                got = read()
+                times.append(time.perf_counter() - t0)
+                if got != expect:
+                    raise BenchError(f"read {got} journal records, expected {expect}")
+            return min(times) * 1e3
+
+        every = best(lambda: sum(1 for _ in led.records()), store.records)
+        tail = best(lambda: len(list(led.records(after_position=store.records - 1))), 1)
+    finally:
+        led.close()
+    return {"records_all_ms": round(every, 2), "records_last_ms": round(tail, 3),
+            "timed": "Ledger.records() over the replay journal, and records(after_position="
+                     "last - 1): a bisection of the batches, then the last batch alone"}
+
+
 # -- measuring -------------------------------------------------------------------------------
 
 
@@ -784,6 +809,7 @@ def bench_replay(ctx: Context) -> dict[str, Any]:
         "verify": "verify_store (solvent verify): the same replay plus snapshot and "
                   "invariant checks",
         "bulk": "see ledger.replay_bulk (transfer items/s)",
+        "journal_reads": journal_reads(store),
     }
     return entry("ledger.replay", "records/s", m, params, repeats=s.repeats)
 

@@ -617,15 +617,32 @@ class Ledger(CustodyCommands, MarketCommands):
         return self._records(after_position)
 
     def _records(self, after_position: int) -> Iterator[r.JournalRecord]:
-        version = 0
+        version = -1
+        expected = 0  # the position the next record must have (0: not known yet)
         while True:
             store = self._store
             try:
+                if version < 0:  # where to start: no batch before it holds a later record
+                    version = _last_batch_before(store, after_position + 1)
                 for batch in store.read(version):
-                    for rec in r.batch_decoder.decode(batch.payload).records:
+                    v = batch.originator_version
+                    try:
+                        records = r.batch_decoder.decode(batch.payload).records
+                    except ValueError as exc:  # msgspec.DecodeError, or bad UTF-8 in a str
+                        raise e.TamperDetected(f"batch {v} does not decode: {exc}",
+                                               version=v) from exc
+                    for rec in records:
+                        if rec.position != expected and (
+                            expected or rec.position > max(after_position, 0) + 1
+                        ):  # positions are dense: a gap is a batch changed or removed
+                            raise e.TamperDetected(
+                                f"batch {v} holds position {rec.position} where position "
+                                f"{expected or max(after_position, 0) + 1} was due "
+                                "(verify() tells more)", version=v, position=records[0].position)
+                        expected = rec.position + 1
                         if rec.position > after_position:
                             yield rec
-                    version = batch.originator_version
+                    version = v
                 return
             except e.StoreError:
                 if self._closed or self._store is store:
@@ -985,7 +1002,8 @@ class Ledger(CustodyCommands, MarketCommands):
             return False
         if state.version == version:
             return state.head_digest == digest
-        return next(iter(self._store.read(after_version=version - 1))).digest == digest
+        ours = self._store.batch_at(version)
+        return ours is not None and ours.digest == digest
 
     def _bulk_result_at(self, position: int, ref: str) -> BulkResult:
         for rec in self.records(after_position=position - 1):
@@ -1141,6 +1159,31 @@ def replay_into(
         if on_batch is not None:
             on_batch(state)
     return count
+
+
+def _last_batch_before(store: JournalStore, position: int) -> int:
+    """A version after which the stored batches hold every record from ``position``
+    on: the one before the batch that holds ``position`` (0 for the start). Found by
+    bisecting the versions on each batch's first position, about log2(batches) reads
+    of one batch each, rather than a read of the journal up to it. (A version missing
+    from the store counts as the batch after it; the reader then finds the gap.)"""
+    lo, hi = 0, store.last_version()  # lo: a batch that starts at or before position
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        stored = store.first_batch_from(mid)
+        if stored is None:
+            hi = mid - 1
+            continue
+        try:
+            first = r.batch_head_decoder.decode(stored.payload).first_position
+        except ValueError as exc:  # msgspec.DecodeError and ValidationError are ValueErrors
+            v = stored.originator_version
+            raise e.TamperDetected(f"batch {v} does not decode: {exc}", version=v) from exc
+        if first <= position:
+            lo = mid
+        else:
+            hi = mid - 1
+    return max(lo - 1, 0)
 
 
 def verify_store(

@@ -1142,6 +1142,9 @@ class MarketCommands:
         pending = self._pending
         if pending and pending[0].position <= position:
             return pending
-        stored = next(iter(self._store.read(after_version=version - 1)))
+        stored = self._store.batch_at(version)
+        if stored is None:
+            raise e.TamperDetected(f"batch {version}, which holds position {position}, is "
+                                   "not in the store", version=version, position=position)
         records: Sequence[r.Record] = r.batch_decoder.decode(stored.payload).records
         return records

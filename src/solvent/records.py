@@ -503,8 +503,16 @@ class Batch(msgspec.Struct, frozen=True):
     records: list[JournalRecord]
 
 
+class BatchHead(msgspec.Struct, frozen=True):
+    """A stored batch without its records (decoding skips them): where it starts."""
+
+    version: int
+    first_position: int
+
+
 encoder = msgspec.msgpack.Encoder()
 batch_decoder = msgspec.msgpack.Decoder(Batch)
+batch_head_decoder = msgspec.msgpack.Decoder(BatchHead)
 
 
 def record_kind(rec: Record) -> str:

@@ -216,6 +216,16 @@ class JournalStore:
                 return
             gt = page[-1].originator_version
 
+    def batch_at(self, version: int) -> StoredBatch | None:
+        """Stored batch ``version`` alone (one row read), or None if there is none."""
+        page = self._select(self.journal, gt=version - 1, lte=version, limit=1)
+        return self._decode_batch(page[0]) if page else None
+
+    def first_batch_from(self, version: int) -> StoredBatch | None:
+        """The first stored batch at or after ``version`` (one row read), or None."""
+        page = self._select(self.journal, gt=version - 1, limit=1)
+        return self._decode_batch(page[0]) if page else None
+
     def _decode_batch(self, stored: StoredEvent) -> StoredBatch:
         batch = self._decode(stored, StoredBatch, ("prev_digest", "digest", "payload"), "batch")
         assert isinstance(batch, StoredBatch)
