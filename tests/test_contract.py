@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import msgspec
@@ -19,12 +19,14 @@ import pytest
 
 import solvent
 from conftest import (
+    MARKET,
     Clock,
     assert_books_balance,
     balances,
     build_exchange,
     drop_postgres_tables,
     is_persistent,
+    market_exchange,
     observe,
     postgres_base_url,
     require_postgres,
@@ -516,6 +518,63 @@ def test_fenced_group_commit_discards_the_whole_batch(store_url: str, core: str)
     finally:
         first.close()
         second.close()
+
+
+def test_reads_on_other_threads_see_whole_commands(store_url: str, core: str) -> None:
+    """A service reads balances, deposits, orders and custody on its request threads
+    while another thread runs commands. Every read takes the ledger's lock, so none
+    meets a dict changing under it (before: ``RuntimeError: dictionary changed size
+    during iteration`` from ``balance`` and ``pending_deposits``) and each sees whole
+    commands: an order moves funds from available to held in one step."""
+    clock = Clock()
+    led = open_ledger(store_url, core, clock=clock)
+    market_exchange(led, clock)
+    total = sum(led.balance_minor("c000", "KRW"))
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for i in range(300):
+                led.detect_deposit("c000", "BTC", "0.001", wallet="btc-cold", ref=f"d-{i}")
+                if i % 2:
+                    led.void_deposit("btc-cold", f"d-{i}")
+                order = led.place_order("c000", MARKET, "buy", qty="0.001", price="5000000")
+                led.cancel_order(order.order_id)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+        finally:
+            done.set()
+
+    def reader(read: Callable[[], object]) -> None:
+        try:
+            while not done.is_set():
+                read()
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    def krw_is_whole() -> None:
+        krw = led.balance("c000", "KRW")
+        assert krw.available + krw.held == total, krw
+
+    reads = [krw_is_whole, lambda: led.balance("c001", "BTC"), led.pending_deposits,
+             lambda: led.pending_deposits("c000"), lambda: led.open_orders("c000"),
+             led.accounts, lambda: led.reconcile("BTC"), lambda: led.custody_policy("BTC"),
+             lambda: led.book(MARKET), lambda: led.is_frozen("c000")]
+    threads = [threading.Thread(target=writer)] + [
+        threading.Thread(target=reader, args=(read,)) for read in reads]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert failures == []
+        assert [d.ref for d in led.pending_deposits("c000")] == [
+            f"d-{i}" for i in range(0, 300, 2)]
+        assert led.open_orders("c000") == []
+    finally:
+        done.set()
+        led.close()
 
 
 @pytest.mark.postgres

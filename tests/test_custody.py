@@ -120,8 +120,9 @@ def test_detected_deposit_is_pending_visible_and_not_spendable(
         Decimal(2), Decimal(0), pending=Decimal("0.5"))
     assert led.balance_minor("c000", "BTC") == (2 * BTC, 0)
     [pending] = led.pending_deposits("c000")
-    assert (pending.account, pending.wallet, pending.asset, pending.amount_minor,
-            pending.position) == ("c000", "btc-cold", "BTC", BTC // 2, receipt.position)
+    assert (pending.account, pending.wallet, pending.ref, pending.asset, pending.amount_minor,
+            pending.position) == ("c000", "btc-cold", "txid-in-1", "BTC", BTC // 2,
+                                  receipt.position)
     assert led.pending_deposits() == [pending] and led.pending_deposits("c001") == []
     assert led.totals("BTC") == before_totals  # not part of the books
     [row] = led.reconcile("BTC").wallets

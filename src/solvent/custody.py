@@ -69,9 +69,25 @@ class Policy(msgspec.Struct, frozen=True):
     approval_threshold_minor: int = 0
 
 
-class PendingDeposit(msgspec.Struct, frozen=True):
+class DetectedDeposit(msgspec.Struct, frozen=True):
+    """A detected deposit as the custody state keeps it, keyed by ``(wallet, ref)``
+    (in snapshots too: the field names are the snapshot's)."""
+
     account: str
     wallet: str
+    asset: str
+    amount_minor: int
+    position: int
+
+
+class PendingDeposit(msgspec.Struct, frozen=True):
+    """A detected, unconfirmed deposit, as :meth:`~solvent.Ledger.pending_deposits`
+    lists it: ``(wallet, ref)`` names it to ``confirm_deposit`` and ``void_deposit``;
+    ``position`` is where it was detected."""
+
+    account: str
+    wallet: str
+    ref: str
     asset: str
     amount_minor: int
     position: int
@@ -158,8 +174,8 @@ class CustodyState:
     def __init__(self, state: LedgerState) -> None:
         self.state = state
         self.policies: dict[int, Policy] = {}
-        self.pending: dict[tuple[str, str], PendingDeposit] = {}
-        self.voided: dict[tuple[str, str], PendingDeposit] = {}
+        self.pending: dict[tuple[str, str], DetectedDeposit] = {}
+        self.voided: dict[tuple[str, str], DetectedDeposit] = {}
         self.withdrawals: dict[str, Withdrawal] = {}
         self.withdrawal_refs: dict[str, str] = {}
         self.open_withdrawals = 0  # neither completed nor failed (derived, for the limit)
@@ -263,7 +279,7 @@ class CustodyState:
             raise self._fail(rec, "repeats a deposit ref")
         w = self.state.account_index[rec.wallet]
         self.state.account_index[rec.account]
-        self.pending[key] = PendingDeposit(
+        self.pending[key] = DetectedDeposit(
             rec.account, rec.wallet, rec.asset, rec.amount_minor, rec.position
         )
         self.in_flight_in[w] = self.in_flight_in.get(w, 0) + rec.amount_minor
@@ -494,11 +510,11 @@ class CustodyState:
         for a, pol in data["policies"]:
             self.policies[a] = dec(pol, Policy)
         for w, ref, dep in data["pending"]:
-            self.pending[(w, ref)] = dep = dec(dep, PendingDeposit)
+            self.pending[(w, ref)] = dep = dec(dep, DetectedDeposit)
             wi = self.state.account_index[w]
             self.in_flight_in[wi] = self.in_flight_in.get(wi, 0) + dep.amount_minor
         for w, ref, dep in data["voided"]:
-            self.voided[(w, ref)] = dec(dep, PendingDeposit)
+            self.voided[(w, ref)] = dec(dep, DetectedDeposit)
         for wd in data["withdrawals"]:
             wd = dec(wd, Withdrawal)
             self.withdrawals[wd.withdrawal_id] = wd
@@ -684,7 +700,9 @@ class CustodyCommands:
             )
 
     def custody_policy(self, asset: str) -> Policy:
-        return self._custody.policy(self._asset(asset))
+        """The custody rules of ``asset`` (:meth:`set_custody_policy`)."""
+        with self._lock:
+            return self._custody.policy(self._asset(asset))
 
     # -- deposits -------------------------------------------------------------------------
 
@@ -773,10 +791,12 @@ class CustodyCommands:
 
     def pending_deposits(self, account: str | None = None) -> list[PendingDeposit]:
         """Detected, unconfirmed deposits (of ``account``, or all)."""
-        if account is not None:
-            self._account(account, "account")  # a name that is no account is an error
-        return [d for d in self._custody.pending.values()
-                if account is None or d.account == account]
+        with self._lock:  # not mid-iteration of a deposit detected on another thread
+            if account is not None:
+                self._account(account, "account")  # a name that is no account is an error
+            return [PendingDeposit(d.account, wallet, ref, d.asset, d.amount_minor, d.position)
+                    for (wallet, ref), d in self._custody.pending.items()
+                    if account is None or d.account == account]
 
     # -- withdrawals ------------------------------------------------------------------------
 
@@ -851,11 +871,12 @@ class CustodyCommands:
     def withdrawal(self, withdrawal_id: str) -> Withdrawal:
         """The withdrawal ``withdrawal_id`` as it stands (a copy)."""
         check_id(withdrawal_id, "withdrawal id")
-        wd = self._custody.withdrawals.get(withdrawal_id)
-        if wd is None:
-            raise e.UnknownWithdrawal(f"unknown withdrawal {withdrawal_id!r}",
-                                      withdrawal_id=withdrawal_id)
-        return msgspec.structs.replace(wd)
+        with self._lock:
+            wd = self._custody.withdrawals.get(withdrawal_id)
+            if wd is None:
+                raise e.UnknownWithdrawal(f"unknown withdrawal {withdrawal_id!r}",
+                                          withdrawal_id=withdrawal_id)
+            return msgspec.structs.replace(wd)
 
     def _open_withdrawal(self, withdrawal_id: str, *statuses: str) -> Withdrawal:
         check_id(withdrawal_id, "withdrawal id")

@@ -248,10 +248,11 @@ class Ledger(CustodyCommands, MarketCommands):
 
     def balance(self, account: str, asset: str) -> Balance:
         """The balance of ``account`` in ``asset``, in the asset's units."""
-        av, hd = self.balance_minor(account, asset)
-        dec = self._state.asset_decimals[self._state.asset_index[asset]]
-        pending = sum(d.amount_minor for d in self._state.custody.pending.values()
-                      if d.account == account and d.asset == asset)
+        with self._lock:  # one moment: no command between the reads, none mid-iteration
+            av, hd = self.balance_minor(account, asset)
+            dec = self._state.asset_decimals[self._state.asset_index[asset]]
+            pending = sum(d.amount_minor for d in self._state.custody.pending.values()
+                          if d.account == account and d.asset == asset)
         return Balance(available=from_minor(av, dec), held=from_minor(hd, dec),
                        pending=from_minor(pending, dec))
 
@@ -274,29 +275,39 @@ class Ledger(CustodyCommands, MarketCommands):
             )
 
     def decimals(self, asset: str) -> int:
-        return self._state.asset_decimals[self._asset(asset)]
+        """The number of decimals of ``asset`` (its minor unit is ``10**-decimals``)."""
+        with self._lock:
+            return self._state.asset_decimals[self._asset(asset)]
 
     def account_index(self, account: str) -> int:
         """The number of ``account`` (or wallet), as used by bulk commands."""
-        return self._account(account, "account")
+        with self._lock:
+            return self._account(account, "account")
 
     def asset_index(self, asset: str) -> int:
         """The number of ``asset``, as used by bulk commands."""
-        return self._asset(asset)
+        with self._lock:
+            return self._asset(asset)
 
     def accounts(self) -> list[str]:
         """Names of all accounts and wallets, in numbering order."""
-        return list(self._state.account_names)
+        with self._lock:
+            return list(self._state.account_names)
 
     def assets(self) -> list[str]:
-        return list(self._state.asset_names)
+        """Names of all assets, in numbering order."""
+        with self._lock:
+            return list(self._state.asset_names)
 
     def is_frozen(self, account: str) -> bool:
-        return self._state.core.is_frozen(self._account(account, "account"))
+        """Whether ``account`` is frozen (no debits, no holds)."""
+        with self._lock:
+            return self._state.core.is_frozen(self._account(account, "account"))
 
     def check_invariants(self) -> None:
         """Assert every balance invariant over the whole table (slow; for tests and audits)."""
-        self._state.core.check_invariants()
+        with self._lock:
+            self._state.core.check_invariants()
 
     # -- registration -----------------------------------------------------------------
 

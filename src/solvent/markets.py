@@ -1010,7 +1010,9 @@ class MarketCommands:
             return {"bids": view(bids), "asks": view(asks)}
 
     def market_spec(self, market: str) -> MarketSpec:
-        return self._spec(market)
+        """The listing of ``market`` (tick, lot, fees, minimum notional, band)."""
+        with self._lock:
+            return self._spec(market)
 
     # -- the bulk path ------------------------------------------------------------------
 
