@@ -520,6 +520,14 @@ def test_fenced_group_commit_discards_the_whole_batch(store_url: str, core: str)
         second.close()
 
 
+def run_threads(threads: list[threading.Thread], *, timeout_s: float) -> None:
+    """Start ``threads`` together, then wait for each (at most ``timeout_s``)."""
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout_s)
+
+
 def test_reads_on_other_threads_see_whole_commands(store_url: str, core: str) -> None:
     """A service reads balances, deposits, orders and custody on its request threads
     while another thread runs commands. Every read takes the ledger's lock, so none
@@ -564,10 +572,7 @@ def test_reads_on_other_threads_see_whole_commands(store_url: str, core: str) ->
     threads = [threading.Thread(target=writer)] + [
         threading.Thread(target=reader, args=(read,)) for read in reads]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        run_threads(threads, timeout_s=120)
         assert failures == []
         assert [d.ref for d in led.pending_deposits("c000")] == [
             f"d-{i}" for i in range(0, 300, 2)]
@@ -595,10 +600,7 @@ def test_postgresql_ledgers_open_concurrently() -> None:
 
     threads = [threading.Thread(target=opener, args=(url,)) for url in own]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
+        run_threads(threads, timeout_s=60)
         assert failures == []
     finally:
         for url in [shared, *own]:

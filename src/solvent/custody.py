@@ -69,6 +69,16 @@ class Policy(msgspec.Struct, frozen=True):
     approval_threshold_minor: int = 0
 
 
+def _is_zero(value: object) -> bool:
+    """``0``, ``"0"`` or a zero ``Decimal``, compared without an arithmetic signal (a
+    signalling NaN is not zero; ``to_minor`` then refuses it)."""
+    if isinstance(value, str):
+        return value == "0"
+    if isinstance(value, Decimal):
+        return value.is_zero()
+    return isinstance(value, int) and not isinstance(value, bool) and value == 0
+
+
 class DetectedDeposit(msgspec.Struct, frozen=True):
     """A detected deposit as the custody state keeps it, keyed by ``(wallet, ref)``
     (in snapshots too: the field names are the snapshot's)."""
@@ -963,9 +973,7 @@ class CustodyCommands:
                                       wallet=wallet)
             a = self._state.core.wallet_asset(w)
             asset = self._state.asset_names[a]
-            if (balance == "0" if isinstance(balance, str) else balance.is_zero()
-                    if isinstance(balance, Decimal) else
-                    isinstance(balance, int) and not isinstance(balance, bool) and balance == 0):
+            if _is_zero(balance):  # an empty wallet (to_minor takes positive amounts only)
                 balance_minor = 0
             else:
                 balance_minor = to_minor(balance, self._state.asset_decimals[a],
