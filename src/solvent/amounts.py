@@ -27,6 +27,15 @@ _AMOUNT_RE: Final = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
 AmountLike = str | Decimal | int
 
 
+def shown_value(value: object) -> str:
+    """``repr(value)`` for an error message, clipped: a message stays short, whatever
+    the input."""
+    shown = repr(value)
+    if len(shown) > 2 * MAX_AMOUNT_CHARS:
+        shown = shown[: 2 * MAX_AMOUNT_CHARS] + "..."
+    return shown
+
+
 def to_minor(
     value: object, decimals: int, *, what: str = "amount", asset: str = "", account: str = ""
 ) -> int:
@@ -51,9 +60,7 @@ def to_minor(
             if 0 < minor <= INT64_MAX:
                 return minor
     # every refusal, and the other types: the message names the value, clipped
-    shown = repr(value)
-    if len(shown) > 2 * MAX_AMOUNT_CHARS:  # a message stays short, whatever the input
-        shown = shown[: 2 * MAX_AMOUNT_CHARS] + "..."
+    shown = shown_value(value)
     where = (f" of {asset}" if asset else "") + (f" for {account!r}" if account else "")
     label = f"{what} {shown}{where}"
     if isinstance(value, float):
@@ -150,9 +157,7 @@ def to_ppm(value: object, what: str, limit_ppm: int) -> int:
         raise FloatAmount(f"{what}: floats are not accepted; pass a str such as '0.001'")
     if not isinstance(value, (str, Decimal)):
         raise InvalidArgument(f"{what} must be a str or Decimal, got {type(value).__name__}")
-    shown = repr(value)
-    if len(shown) > 2 * MAX_AMOUNT_CHARS:
-        shown = shown[: 2 * MAX_AMOUNT_CHARS] + "..."
+    shown = shown_value(value)
     refused = InvalidArgument(
         f"{what} {shown} must be 0..{Decimal(limit_ppm) / PPM} with at most 6 decimals")
     if isinstance(value, str) and len(value) > MAX_AMOUNT_CHARS:

@@ -34,6 +34,7 @@ from solvent.amounts import (
     check_id,
     check_text,
     from_minor,
+    shown_value,
     to_minor,
 )
 from solvent.core import CORES
@@ -1204,9 +1205,8 @@ def verify_store(
     if expect_head is not None and not (
         isinstance(expect_head, str) and _HEX_DIGEST_RE.fullmatch(expect_head)
     ):
-        shown = repr(expect_head)
         raise e.InvalidArgument("expect_head must be a digest of 64 hex digits, got "
-                                + (shown if len(shown) <= 80 else shown[:80] + "..."))
+                                + shown_value(expect_head))
     snapshots: dict[int, bytes] = {}
     for version, payload in store.snapshots_desc():
         snapshots[version] = payload

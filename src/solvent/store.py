@@ -218,7 +218,7 @@ class JournalStore:
 
     def batch_at(self, version: int) -> StoredBatch | None:
         """Stored batch ``version`` alone (one row read), or None if there is none."""
-        page = self._select(self.journal, gt=version - 1, lte=version, limit=1)
+        page = self._row_at(self.journal, version)
         return self._decode_batch(page[0]) if page else None
 
     def first_batch_from(self, version: int) -> StoredBatch | None:
@@ -277,7 +277,11 @@ class JournalStore:
     def _has_version(self, recorder: AggregateRecorder, version: int) -> bool:
         """Whether ``recorder``'s table holds a row of ``version`` (after an
         ``IntegrityError``: a duplicate key, or some other constraint?)."""
-        return bool(self._select(recorder, gt=version - 1, lte=version, limit=1))
+        return bool(self._row_at(recorder, version))
+
+    def _row_at(self, recorder: AggregateRecorder, version: int) -> Sequence[StoredEvent]:
+        """The stored row of ``version`` in ``recorder``'s table, as a page of 0 or 1."""
+        return self._select(recorder, gt=version - 1, lte=version, limit=1)
 
     def snapshots_desc(self, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
         """(version, payload) of the snapshots, newest first (at most ``limit``)."""
