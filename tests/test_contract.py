@@ -582,6 +582,43 @@ def test_reads_on_other_threads_see_whole_commands(store_url: str, core: str) ->
         led.close()
 
 
+def test_head_is_the_last_commit_read_in_one_moment(store_url: str, core: str) -> None:
+    """``head()`` gives the version, last position and digest of one commit: what an
+    auditor keeps to anchor the chain. Pending commands are not in it, and a thread
+    asking while another is inside ``batch()`` waits for that batch to commit (read
+    one property at a time, the three could straddle the commit)."""
+    led = open_ledger(store_url, core)
+    try:
+        assert led.head() == solvent.JournalHead(0, 0, "0" * 64)
+        led.register_asset("BTC", decimals=8)
+        led.open_account("alice")
+        led.open_wallet("btc-cold", asset="BTC")
+        led.deposit("alice", "BTC", "1", wallet="btc-cold", ref="tx-1")
+        before = led.head()
+        assert before == solvent.JournalHead(led.version, led.position, led.head_digest)
+        assert before.version == 4
+        assert [rec.position for rec in led.records(before.position - 1)] == [before.position]
+        assert led.verify(expect_head=before.digest).head_digest == before.digest
+        seen: list[solvent.JournalHead] = []
+        other = threading.Thread(target=lambda: seen.append(led.head()))
+        with led.batch():
+            led.open_account("bob")
+            led.transfer("alice", "bob", "BTC", "0.5", ref="t-1")
+            assert led.position == before.position + 2
+            assert led.head() == before  # pending: not yet a commit
+            other.start()
+            other.join(timeout=0.3)
+            assert other.is_alive() and seen == []  # waits for the batch
+        other.join(timeout=10)
+        after = led.head()
+        assert seen == [after]
+        assert (after.version, after.position) == (before.version + 1, before.position + 2)
+        assert after.digest != before.digest
+        assert led.verify(expect_head=after.digest).head_digest == after.digest
+    finally:
+        led.close()
+
+
 @pytest.mark.postgres
 def test_postgresql_ledgers_open_concurrently() -> None:
     """Processes and threads opening ledgers on one database at the same moment (a

@@ -55,7 +55,7 @@ from solvent.errors import (
     UnknownWithdrawal,
     WriterFenced,
 )
-from solvent.ledger import Balance, BulkResult, Ledger, Totals, VerifyReport
+from solvent.ledger import Balance, BulkResult, JournalHead, Ledger, Totals, VerifyReport
 from solvent.markets import BulkOutcome, BulkOutcomes, FillView, MarketSpec, OpenOrder, Order
 from solvent.proof import InclusionProof, LiabilitiesRoot, ProofInvalid, verify_inclusion
 from solvent.receipts import Receipt
@@ -86,6 +86,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidId",
     "InvalidState",
+    "JournalHead",
     "Ledger",
     "LedgerClosed",
     "LiabilitiesRoot",

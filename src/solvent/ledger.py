@@ -93,6 +93,15 @@ class BulkResult(msgspec.Struct, frozen=True):
         return [(i, c.CODE_NAMES[x]) for i, x in enumerate(self.outcomes) if x]
 
 
+class JournalHead(msgspec.Struct, frozen=True):
+    """The last committed batch, read in one moment (:meth:`Ledger.head`): the pair
+    ``(version, digest)`` to keep elsewhere and pass back as ``verify(expect_head=digest)``."""
+
+    version: int  # batches committed
+    position: int  # position of the last record of batch ``version`` (0: none)
+    digest: str  # hex SHA-256 of batch ``version`` (64 zeros: none)
+
+
 class VerifyReport(msgspec.Struct, frozen=True):
     """Result of a full replay and hash-chain check."""
 
@@ -226,18 +235,31 @@ class Ledger(CustodyCommands, MarketCommands):
 
     @property
     def position(self) -> int:
-        """Position of the last journal record applied (committed or pending)."""
-        return self._state.position
+        """Position of the last journal record applied (committed, or pending in this
+        thread's ``batch()``)."""
+        with self._lock:
+            return self._state.position
 
     @property
     def version(self) -> int:
         """Number of batches committed."""
-        return self._state.version
+        with self._lock:
+            return self._state.version
 
     @property
     def head_digest(self) -> str:
         """Hex digest of the last committed batch: keep a copy to anchor the chain."""
-        return self._state.head_digest.hex()
+        with self._lock:
+            return self._state.head_digest.hex()
+
+    def head(self) -> JournalHead:
+        """The last committed batch's version, last position and digest, read together:
+        no commit falls between them (a thread inside ``batch()`` gets the commit before
+        its block; another thread waits for the block to end)."""
+        with self._lock:
+            state = self._state
+            position = self._pending[0].position - 1 if self._pending else state.position
+            return JournalHead(state.version, position, state.head_digest.hex())
 
     @property
     def core(self) -> str:
