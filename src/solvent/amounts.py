@@ -59,6 +59,9 @@ def to_minor(
                 minor = -1  # too many decimals: the full path below says so
             if 0 < minor <= INT64_MAX:
                 return minor
+    elif type(value) is int and 0 < value <= INT64_MAX // 10**decimals:  # whole units
+        minor = value * 10**decimals
+        return minor
     # every refusal, and the other types: the message names the value, clipped
     shown = shown_value(value)
     where = (f" of {asset}" if asset else "") + (f" for {account!r}" if account else "")
