@@ -441,11 +441,58 @@ def test_bad_role(led: solvent.Ledger, ex: Exchange, role: object) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"core": "rust"}, "core"), ({"snapshot_every": 0}, "snapshot_every"),
-     ({"snapshot_every": 1.5}, "snapshot_every"), ({"actor": ""}, "actor")],
+     ({"snapshot_every": 1.5}, "snapshot_every"), ({"snapshot_every": True}, "snapshot_every"),
+     ({"actor": ""}, "actor"), ({"clock": 1_771_000_000}, "clock"), ({"clock": "x"}, "clock")],
 )
 def test_bad_open_arguments(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(solvent.Rejected, match=message):
         solvent.Ledger.open("memory:", **kwargs)
+
+
+BAD_READINGS = [1_771_000_000.5, -1, 2**63, True, "1771000000000000000",
+                Decimal("1771000000000000000"), None]
+
+
+@pytest.mark.parametrize("reading", BAD_READINGS, ids=repr)
+def test_a_clock_reading_that_is_not_int_nanoseconds_is_refused_and_changes_nothing(
+    store_url: str, core: str, reading: object
+) -> None:
+    """``Ledger.open(clock=time.time)`` (a float) used to be journaled, and the journal
+    then did not decode: the ledger could not be opened again. Now every reading is
+    checked before a record is made, on the path that journals a change it already
+    made (an order) as on the one that journals first (a transfer)."""
+    good = Clock()
+    readings: list[Callable[[], object]] = [good]
+    led = solvent.Ledger.open(store_url, core=core, clock=lambda: readings[-1]())
+    try:
+        from conftest import MARKET, market_exchange
+
+        market_exchange(led, good)
+        order = led.place_order("c000", MARKET, "buy", qty="0.01", price="98000000")
+        before = observe(led)
+        commands: list[Callable[[], object]] = [
+            lambda: led.transfer("c000", "c001", "BTC", "0.1", ref="t-1"),
+            lambda: led.place_order("c001", MARKET, "sell", qty="0.01", price="99000000"),
+            lambda: led.cancel_order(order.order_id),
+            lambda: led.freeze_account("c002", reason="check"),
+        ]
+        readings.append(lambda: reading)
+        for command in commands:
+            with pytest.raises(solvent.InvalidArgument, match="clock returned"):
+                command()
+            assert observe(led) == before
+            with pytest.raises(solvent.InvalidArgument, match="clock returned"), led.batch():
+                led.open_account("inside")
+            assert observe(led) == before
+        readings.pop()
+        for command in commands:
+            command()
+        led.verify()
+    finally:
+        led.close()
+    if store_url != "memory:":
+        with solvent.Ledger.open(store_url, core=core) as again:
+            assert again.is_frozen("c002") and len(again.open_orders("c001")) == 1
 
 
 @pytest.mark.parametrize(

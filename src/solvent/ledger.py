@@ -190,7 +190,9 @@ class Ledger(CustodyCommands, MarketCommands):
         ``url``: ``memory:``, ``sqlite:///path/ledger.db`` or ``postgresql://...``
         (see ``solvent.store``). ``core``: ``compiled`` (default) or ``python``.
         ``actor``: the default actor of commands that name none. ``clock``:
-        nanoseconds since the epoch for command times (default ``time.time_ns``).
+        int nanoseconds since the epoch for command times (default ``time.time_ns``);
+        a command that reads anything else (``time.time``'s float) is
+        :class:`~solvent.InvalidArgument` and changes nothing.
         ``snapshot_every``: records between automatic snapshots.
 
         The state is the latest snapshot plus the journal after it.
@@ -198,8 +200,12 @@ class Ledger(CustodyCommands, MarketCommands):
         if core not in CORES:
             raise e.InvalidArgument(f"core {core!r}: choose one of {', '.join(CORES)}")
         check_id(actor, "actor")
-        if not isinstance(snapshot_every, int) or snapshot_every < 1:
+        if (isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int)
+                or snapshot_every < 1):
             raise e.InvalidArgument("snapshot_every must be a positive int")
+        if clock is not None and not callable(clock):
+            raise e.InvalidArgument(
+                f"clock must be a callable returning int nanoseconds, got {shown_value(clock)}")
         store = JournalStore(url)
         try:
             state = load_state(store, core)
@@ -818,8 +824,15 @@ class Ledger(CustodyCommands, MarketCommands):
                 return self._journal(cls, who, "", account=account, reason=reason)
 
     def _now(self) -> int:
-        """The command time: the clock, never before the last journaled time."""
-        return max(self._clock(), self._state.last_time_ns)
+        """The command time: the clock, never before the last journaled time. A reading
+        that is not an int in 0..2**63-1 (``time.time``'s float, say) is refused before
+        it reaches a record: the journal could not be decoded again."""
+        now = self._clock()
+        if type(now) is not int or not 0 <= now <= c.INT64_MAX:
+            raise e.InvalidArgument(
+                f"the ledger's clock returned {shown_value(now)}: a clock returns int "
+                "nanoseconds since the epoch (time.time_ns), 0..2**63-1")
+        return max(now, self._state.last_time_ns)
 
     def _emit(self, cls: type[r.Record], actor: str, ref: str, **fields: Any) -> Receipt:
         """Journal a record whose change is made by its handler (``state.apply``):
@@ -840,8 +853,12 @@ class Ledger(CustodyCommands, MarketCommands):
     def _journal(self, cls: type[R], actor: str, ref: str, **fields: Any) -> Receipt:
         """Record a command whose state change was just applied; commit unless batching."""
         state = self._state
-        rec = cls(position=state.position + 1, time_ns=self._now(), actor=actor, ref=ref,
-                  **fields)
+        try:
+            now = self._now()
+        except e.InvalidArgument:  # the change is made but cannot be journaled: undo it
+            self._abort(len(self._pending))
+            raise
+        rec = cls(position=state.position + 1, time_ns=now, actor=actor, ref=ref, **fields)
         state.advance(rec)
         if isinstance(rec, r.Transferred):  # the idempotency index, by number
             state.transfer_refs.add(
