@@ -498,12 +498,22 @@ def test_a_clock_reading_that_is_not_int_nanoseconds_is_refused_and_changes_noth
 @pytest.mark.parametrize(
     "url", ["", "mysql://x/y", "sqlite://host/file.db", "sqlite:///", "memory:?x",
             "sqlite:///x.db?prefix=bad-prefix", "postgresql:///test?prefix=1abc",
-            "sqlite:///x.db?prefix=", 42],
+            "sqlite:///x.db?prefix=", 42, "sqlite:///.", "sqlite:///a%00b.db"],
 )
 def test_bad_store_urls(url: object, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(solvent.StoreError):
         solvent.Ledger.open(url)  # type: ignore[arg-type]
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Any) -> None:
+    """SQLite's own error from opening it (eventsourcing lets it out of its first
+    PRAGMA) used to escape as ``sqlite3.DatabaseError``."""
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(solvent.StoreError, match="not a database"):
+        solvent.Ledger.open(f"sqlite:///{junk}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.db"]
 
 
 @pytest.mark.parametrize("seconds", ["0", "-1", "nan", "inf", "301", "5s", ""])

@@ -10,8 +10,11 @@ may itself raise when the damage lies in what it reads: that is detection too.)
 
 from __future__ import annotations
 
+import hashlib
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -473,6 +476,95 @@ def test_cli_verify_of_a_missing_journal_is_an_error_and_creates_nothing(tmp_pat
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "does not exist" in proc.stderr
     assert not missing.exists()
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_cli_verify_writes_nothing_to_the_file_it_audits(tmp_path: Path) -> None:
+    """An auditor's copy of a journal (here a ``VACUUM INTO`` backup, in SQLite's
+    rollback-journal mode), another application's database, an empty file, a file
+    that is not a database and a truncated journal: ``solvent verify`` reads each
+    read-only. Before, opening switched the file to WAL mode (a write to the file
+    under audit) and a file that was not a database ended in a traceback, exit 1
+    (TAMPERED's code)."""
+    source = tmp_path / "ledger.db"
+    seen = build_journal(f"sqlite:///{source}")
+    backup, other, empty, junk, cut = (tmp_path / n for n in (
+        "backup.db", "other.db", "empty.db", "junk.db", "cut.db"))
+    with closing(sqlite3.connect(source)) as conn:
+        conn.execute(f"VACUUM INTO '{backup}'")
+    with closing(sqlite3.connect(other)) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER)")
+        conn.commit()
+    empty.write_bytes(b"")
+    junk.write_bytes(bytes(range(256)) * 20)
+    cut.write_bytes(backup.read_bytes()[:10_000])
+    before = {path: sha256_of(path) for path in (backup, other, empty, junk, cut)}
+
+    ok = solvent_verify(f"sqlite:///{backup}", "--expect-head", seen["head"])
+    assert ok.returncode == 0, ok.stderr
+    for path, why in ((other, "no such table"), (empty, "no such table"),
+                      (junk, "not a database"), (cut, "malformed")):
+        result = solvent_verify(f"sqlite:///{path}")
+        assert result.returncode == 2, (path.name, result.stdout, result.stderr)
+        assert why in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert {path: sha256_of(path) for path in before} == before
+    with closing(sqlite3.connect(backup)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def solvent_proof(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "solvent", "proof", *args],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+def test_cli_proofs_come_only_from_an_existing_verified_journal(
+    persistent_url: str, raw: RawStore, tmp_path: Path
+) -> None:
+    """``solvent proof publish`` / ``inclusion`` open the ledger without creating it,
+    and replay its journal before answering: a forged snapshot (which loads, since it
+    balances) is TAMPERED, exit 1, where before it was published as the truth with
+    exit 0. An output path that cannot be written is refused before the ledger is
+    opened, so nothing is journaled (the first proof journals the proof key)."""
+    missing = tmp_path / "typo.db"
+    for command in (["publish"], ["inclusion", "--account", "c000"]):
+        result = solvent_proof(command[0], f"sqlite:///{missing}", "--asset", "BTC",
+                               *command[1:])
+        assert result.returncode == 2 and "does not exist" in result.stderr, result.stderr
+    assert not missing.exists()
+
+    seen = build_journal(persistent_url)
+    unwritable = solvent_proof("publish", persistent_url, "--asset", "BTC", "--out",
+                               str(tmp_path / "no-such-dir" / "root.json"))
+    assert unwritable.returncode == 2 and "cannot write" in unwritable.stderr
+    assert raw.versions() == list(range(1, BATCHES + 1))  # nothing journaled
+    root = tmp_path / "root.json"
+    published = solvent_proof("publish", persistent_url, "--asset", "BTC", "--out", str(root))
+    assert published.returncode == 0, published.stderr
+    assert msgspec.json.decode(root.read_bytes())["liabilities"]["total_minor"] == sum(
+        available + held for (account, asset), (available, held) in seen["balances"].items()
+        if asset == "BTC" and account.startswith("c"))
+
+    def credit_c000_and_its_wallet(snap: dict[str, Any]) -> dict[str, Any]:
+        rows = snap["core"]["balances"]
+        for i, row in enumerate(rows):
+            if row[1] == 0 and row[0] in (1, 4):  # c000 and btc-cold, in BTC
+                rows[i] = (row[0], row[1], row[2] + BTC, row[3])
+        return snap
+
+    with solvent.Ledger.open(persistent_url) as led:
+        version = led.snapshot()
+    forge_snapshot(raw, version, credit_c000_and_its_wallet)
+    with solvent.Ledger.open(persistent_url) as led:  # the lie loads: it balances
+        assert led.balance_minor("c000", "BTC")[0] == seen["balances"][("c000", "BTC")][0] + BTC
+    for command in (["publish"], ["inclusion", "--account", "c000"]):
+        result = solvent_proof(command[0], persistent_url, "--asset", "BTC", *command[1:])
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "TAMPERED" in result.stderr and result.stdout == ""
 
 
 def test_records_reads_from_the_batch_it_needs_and_refuses_a_gap(

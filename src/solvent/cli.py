@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -14,7 +15,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from solvent.store import JournalStore, redact
 
     try:
-        store = JournalStore(args.url, create=False)
+        store = JournalStore(args.url, readonly=True)
     except SolventError as exc:
         print(f"solvent verify: {exc}", file=sys.stderr)
         return 2
@@ -49,46 +50,77 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _open_for_proof(args: argparse.Namespace) -> Any:
+    """The ledger at ``args.url`` (never created), its journal verified: a proof is
+    made from the replayed journal's state, never from a snapshot alone."""
     from solvent.ledger import Ledger
 
-    return Ledger.open(args.url, core=args.core)
+    led = Ledger.open(args.url, core=args.core, create=False)
+    try:
+        led.verify()
+    except BaseException:
+        led.close()
+        raise
+    return led
 
 
-def _write(text: str, out: str | None) -> None:
-    if out:
-        with open(out, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-        print(f"wrote {out}", file=sys.stderr)
-    else:
+def _prove(args: argparse.Namespace, name: str, make: Callable[[Any], str]) -> int:
+    """Run a proof command: an output path that cannot be written is refused before the
+    ledger is opened, a tampered journal is TAMPERED (exit 1), any other refusal exit 2."""
+    from solvent.errors import SolventError, TamperDetected
+    from solvent.store import redact
+
+    if args.out is not None:
+        folder = os.path.dirname(os.path.abspath(args.out))
+        if os.path.isdir(args.out) or not os.path.isdir(folder) or not os.access(folder,
+                                                                                 os.W_OK):
+            print(f"solvent proof {name}: cannot write {args.out}: not a file in a writable "
+                  "directory", file=sys.stderr)
+            return 2
+    try:
+        with _open_for_proof(args) as led:
+            text = make(led)
+    except TamperDetected as exc:
+        print(f"TAMPERED {redact(args.url)}: {exc}", file=sys.stderr)
+        return 1
+    except SolventError as exc:
+        print(f"solvent proof {name}: {exc}", file=sys.stderr)
+        return 2
+    if args.out is None:
         print(text)
+        return 0
+    try:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    except OSError as exc:
+        print(f"solvent proof {name}: cannot write {args.out}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
 
 
 def _cmd_proof_publish(args: argparse.Namespace) -> int:
     import msgspec
 
-    from solvent.errors import SolventError
-
-    try:
-        with _open_for_proof(args) as led:
-            statement = led.reserves_statement(args.asset, at=args.at)
-    except SolventError as exc:
-        print(f"solvent proof publish: {exc}", file=sys.stderr)
-        return 2
-    _write(msgspec.json.format(msgspec.json.encode(statement)).decode(), args.out)
-    return 0
+    return _prove(args, "publish", lambda led: msgspec.json.format(msgspec.json.encode(
+        led.reserves_statement(args.asset, at=args.at))).decode())
 
 
 def _cmd_proof_inclusion(args: argparse.Namespace) -> int:
-    from solvent.errors import SolventError
+    return _prove(args, "inclusion",
+                  lambda led: led.inclusion_proof(args.account, args.asset, at=args.at))
 
+
+def _read_text(path: str, what: str) -> str:
+    """The UTF-8 text of ``path``; a path that cannot be read is a ``ValueError``
+    whose message says which file and why."""
     try:
-        with _open_for_proof(args) as led:
-            document = led.inclusion_proof(args.account, args.asset, at=args.at)
-    except SolventError as exc:
-        print(f"solvent proof inclusion: {exc}", file=sys.stderr)
-        return 2
-    _write(document, args.out)
-    return 0
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read the {what} {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"the {what} {path} is not UTF-8 text") from exc
 
 
 def _cmd_proof_verify(args: argparse.Namespace) -> int:
@@ -96,21 +128,29 @@ def _cmd_proof_verify(args: argparse.Namespace) -> int:
 
     from solvent.proof import ProofInvalid, root_from_json, verify_inclusion
 
-    with open(args.proof, encoding="utf-8") as fh:
-        document = fh.read()
     root: Any
     if args.root is None:
         print("solvent proof verify: --root (the published root hash or statement file) "
               "is required: a proof checked only against itself proves nothing",
               file=sys.stderr)
         return 2
-    if len(args.root) == 64 and all(ch in "0123456789abcdef" for ch in args.root.lower()):
-        root = args.root.lower()
-    else:
-        with open(args.root, encoding="utf-8") as fh:
-            raw = fh.read()
-        data = msgspec.json.decode(raw)
-        root = root_from_json(msgspec.json.encode(data.get("liabilities", data)))
+    try:
+        document = _read_text(args.proof, "proof")
+        if len(args.root) == 64 and all(ch in "0123456789abcdef" for ch in args.root.lower()):
+            root = args.root.lower()
+        else:
+            raw = _read_text(args.root, "root")
+            try:
+                data = msgspec.json.decode(raw)
+                if isinstance(data, dict):
+                    data = data.get("liabilities", data)
+                root = root_from_json(msgspec.json.encode(data))
+            except (msgspec.DecodeError, ProofInvalid) as exc:
+                raise ValueError(f"{args.root} is neither a root hash nor a published "
+                                 f"statement or root document ({exc})") from exc
+    except ValueError as exc:
+        print(f"solvent proof verify: {exc}", file=sys.stderr)
+        return 2
     try:
         verify_inclusion(document, root)
     except ProofInvalid as exc:

@@ -184,8 +184,9 @@ class Ledger(CustodyCommands, MarketCommands):
         actor: str = "system",
         clock: Callable[[], int] | None = None,
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY_RECORDS,
+        create: bool = True,
     ) -> Ledger:
-        """Open (or create) the ledger stored at ``url``.
+        """Open (or, unless ``create=False``, create) the ledger stored at ``url``.
 
         ``url``: ``memory:``, ``sqlite:///path/ledger.db`` or ``postgresql://...``
         (see ``solvent.store``). ``core``: ``compiled`` (default) or ``python``.
@@ -193,7 +194,9 @@ class Ledger(CustodyCommands, MarketCommands):
         int nanoseconds since the epoch for command times (default ``time.time_ns``);
         a command that reads anything else (``time.time``'s float) is
         :class:`~solvent.InvalidArgument` and changes nothing.
-        ``snapshot_every``: records between automatic snapshots.
+        ``snapshot_every``: records between automatic snapshots. ``create=False``: a
+        missing SQLite file or missing tables are a :class:`~solvent.StoreError`, and
+        nothing is created (a tool that reads an existing ledger).
 
         The state is the latest snapshot plus the journal after it.
         """
@@ -206,7 +209,7 @@ class Ledger(CustodyCommands, MarketCommands):
         if clock is not None and not callable(clock):
             raise e.InvalidArgument(
                 f"clock must be a callable returning int nanoseconds, got {shown_value(clock)}")
-        store = JournalStore(url)
+        store = JournalStore(url, create=bool(create))
         try:
             state = load_state(store, core)
         except BaseException:

@@ -27,10 +27,11 @@ from __future__ import annotations
 import math
 import os
 import re
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from eventsourcing.persistence import (
     AggregateRecorder,
@@ -60,16 +61,22 @@ _PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
 class JournalStore:
     """Append and read journal batches and snapshots in one backend."""
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
-        """Open the store at ``url``; with ``create=False`` (auditing an existing
-        journal) a missing SQLite file or missing tables are a StoreError, and
-        nothing is created."""
+    def __init__(self, url: str, *, create: bool = True, readonly: bool = False) -> None:
+        """Open the store at ``url``; with ``create=False`` a missing SQLite file or
+        missing tables are a StoreError, and nothing is created. ``readonly=True``
+        (auditing a journal: ``solvent verify``) also implies ``create=False`` and
+        opens a SQLite file read-only, as it is: not switched to WAL, not written."""
         self.url = url
-        self.create = create
+        self.create = create and not readonly
+        self.readonly = readonly
         self.lz4 = False  # PostgreSQL: new batches are stored with lz4 (store_postgres)
         self.mapper = make_mapper()
         self._datastore: Any = None
-        self.backend, self.journal, self.snapshots = self._open(url)
+        try:
+            self.backend, self.journal, self.snapshots = self._open(url)
+        except BaseException:
+            self.close()  # no connection (nor SQLite's -wal and -shm files) left behind
+            raise
 
     # -- backends -----------------------------------------------------------
 
@@ -99,8 +106,9 @@ class JournalStore:
             if parts.scheme in ("postgresql", "postgres"):
                 return self._open_postgres(parts, prefix, _connect_timeout_s(query),
                                            _attempts(query))
-        except PersistenceError as e:
-            raise StoreError(f"cannot open store {redact(url)}: {e}") from e
+        except (PersistenceError, sqlite3.Error) as e:  # eventsourcing lets SQLite's own
+            # errors out of a new connection's PRAGMA (a file that is not a database)
+            raise StoreError(f"cannot open store {redact(url)}: {_one_line(e)}") from e
         raise StoreError(
             f"unknown store URL {redact(url)}: use memory:, sqlite:///path or postgresql://..."
         )
@@ -119,9 +127,21 @@ class JournalStore:
         db = unquote(path[1:] if path.startswith("/") else path)
         if not db:
             raise StoreError("sqlite URL names no file")
+        if "\x00" in db:
+            raise StoreError("sqlite URL names a file with a NUL character")
         if not self.create and not os.path.exists(db):
             raise StoreError(f"no ledger at {db!r}: the file does not exist")
-        self._datastore = SQLiteDatastore(db, lock_timeout=10)
+        if os.path.isdir(db):
+            raise StoreError(f"{db!r} is a directory, not a ledger file")
+        # a file: URI (eventsourcing connects with uri=True), so that no path is read as
+        # one of SQLite's URIs ("file:x?mode=memory" would be a database in memory)
+        uri = "file:" + quote(os.path.abspath(db))
+        if self.readonly:
+            uri += "?mode=ro" if os.access(os.path.dirname(os.path.abspath(db)), os.W_OK) else (
+                "?immutable=1")  # a read-only directory: SQLite cannot make its -shm file
+        self._datastore = SQLiteDatastore(uri, lock_timeout=10)
+        if self.readonly:  # eventsourcing would switch the file to WAL: a write
+            self._datastore.pool.is_journal_mode_wal = True
         journal = SQLiteApplicationRecorder(self._datastore, events_table_name=prefix + "journal")
         snapshots = SQLiteAggregateRecorder(self._datastore, events_table_name=prefix + "snapshots")
         if self.create:
@@ -187,7 +207,7 @@ class JournalStore:
                 f"batch {batch.originator_version} was already written by another writer: "
                 "this ledger's uncommitted commands were discarded"
             ) from e
-        except PersistenceError as e:
+        except (PersistenceError, sqlite3.Error) as e:
             raise StoreError(f"commit of batch {batch.originator_version} failed: {e}") from e
 
     def _select(self, recorder: AggregateRecorder, **kwargs: Any) -> Sequence[StoredEvent]:
@@ -195,8 +215,11 @@ class JournalStore:
             return recorder.select_events(JOURNAL_ID, **kwargs)
         except ConnectionPoolClosedError as e:  # not a PersistenceError in eventsourcing
             raise StoreError(f"cannot read {redact(self.url)}: the store is closed") from e
-        except PersistenceError as e:
-            raise StoreError(f"cannot read {redact(self.url)}: {e}") from e
+        except (PersistenceError, sqlite3.Error) as e:
+            raise StoreError(f"cannot read {redact(self.url)}: {_one_line(e)}") from e
+        except TypeError as e:  # eventsourcing's PostgreSQL reader meets a NULL state
+            raise TamperDetected(f"a stored row of {redact(self.url)} is malformed "
+                                 f"({_one_line(e)})") from e
 
     def last_version(self) -> int:
         events = self._select(self.journal, desc=True, limit=1)
@@ -271,7 +294,7 @@ class JournalStore:
             if self._has_version(self.snapshots, version):
                 return  # a snapshot of this version exists already (another writer made it)
             raise StoreError(f"snapshot at batch {version} refused: {e}") from e
-        except PersistenceError as e:
+        except (PersistenceError, sqlite3.Error) as e:
             raise StoreError(f"snapshot at batch {version} failed: {e}") from e
 
     def _has_version(self, recorder: AggregateRecorder, version: int) -> bool:
@@ -294,6 +317,11 @@ class JournalStore:
         if self._datastore is not None:
             self._datastore.close()
             self._datastore = None
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error's message on one line (a server's may span several: ``LINE 1: ...``)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _attempts(query: dict[str, list[str]]) -> int:
