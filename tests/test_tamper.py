@@ -262,6 +262,20 @@ def forge_snapshot(raw: RawStore, version: int, edit: Any) -> None:
     raw.set_state(version, msgspec.msgpack.encode(envelope), "snapshots")
 
 
+@pytest.mark.parametrize("which", ["journal", "snapshots"])
+def test_a_null_row_is_tampering(persistent_url: str, raw: RawStore, which: str) -> None:
+    """A row whose state was set to NULL. eventsourcing's PostgreSQL reader raised a
+    bare ``TypeError`` on it (``solvent verify`` printed a traceback, exit 1)."""
+    build_journal(persistent_url)
+    version = 3 if which == "journal" else BATCHES
+    raw._run(f"UPDATE {raw.table(which)} SET state = NULL WHERE originator_version = ?",
+             version)
+    found = detect(persistent_url)
+    assert found.version in (version, None)  # PostgreSQL's reader fails a page, not a row
+    result = solvent_verify(persistent_url)
+    assert result.returncode == 1 and result.stderr.startswith("TAMPERED"), result.stderr
+
+
 def test_forged_snapshot_that_moves_money_between_customers(
     persistent_url: str, raw: RawStore
 ) -> None:
