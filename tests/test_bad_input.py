@@ -516,6 +516,40 @@ def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Any) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.db"]
 
 
+@pytest.mark.parametrize("url", [
+    "postgresql://u:Sekr1t@127.0.0.1:notaport/db", "postgresql://u:Sekr1t@127.0.0.1:99999/db",
+    "postgresql://u:Sekr1t@[::1/db", "postgresql://u:Sek/r1t@127.0.0.1:1/db",
+    "postgresql://u:Sek?r1t@127.0.0.1:1/db", "postgresql://u:Sek#r1t@127.0.0.1:1/db",
+    "postgresql://u@127.0.0.1:1/db?password=Sekr1t",
+])
+def test_a_malformed_store_url_is_a_store_error_that_shows_no_password(url: str) -> None:
+    """A password with an unescaped ``/``, ``?`` or ``#`` splits the URL elsewhere: the
+    port did not parse (a bare ``ValueError`` quoting part of the password), or the rest
+    of the password became a query parameter quoted in the message."""
+    with pytest.raises(solvent.StoreError) as info:
+        solvent.Ledger.open(url)
+    message = str(info.value)
+    assert not any(piece in message for piece in ("Sekr1t", "Sek", "r1t")), message
+    assert "malformed store URL" in message or (
+        "unknown store URL parameter 'password'" in message)
+
+
+def test_a_driver_message_about_a_url_shows_no_password() -> None:
+    from solvent.store import postgres_unreachable, redact
+
+    why = postgres_unreachable("postgresql://u:Sekr1t%zz@127.0.0.1:1/db", 1)
+    assert why is not None and "Sekr1t" not in why, why
+    assert redact("postgresql://u:p%40ss@h/db?prefix=x") == "postgresql://u:***@h/db?prefix=x"
+    assert redact("sqlite:///a@b.db") == "sqlite:///a@b.db"
+
+
+def test_a_fragment_is_refused_not_dropped(tmp_path: Any) -> None:
+    """``sqlite:///ledger.db#x`` opened ``ledger.db``: the ``#x`` was dropped silently."""
+    with pytest.raises(solvent.StoreError, match="fragment"):
+        solvent.Ledger.open(f"sqlite:///{tmp_path}/ledger.db#x")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("seconds", ["0", "-1", "nan", "inf", "301", "5s", ""])
 def test_bad_postgres_connect_timeout(seconds: str) -> None:
     """Refused before any connection is tried (no server is needed to see it)."""

@@ -14,7 +14,10 @@ ledgers can share one database. PostgreSQL URLs also take ``connect_timeout``:
 seconds a try waits for a connection (default 5, at most 300), and ``attempts``: tries
 of each read and write, 0.2 s apart (default 3, 1..10; eventsourcing's own is 10). A
 server that is gone fails a call after about ``attempts`` × (``connect_timeout`` + 0.2)
-seconds. Any other query parameter, or one given twice, is refused.
+seconds. Any other query parameter, or one given twice, is refused, and so is a URL
+that does not parse (a port that is not a number; a password whose ``/ ? # @ :`` are
+not percent-encoded) or that has a ``#`` fragment. No message shows a password: URLs
+go through :func:`redact`, a driver's own messages through :func:`scrub`.
 
 The journal is one stream; each stored event is one batch
 (``solvent.journal.StoredBatch``). Appending batch *n* when batch *n* exists
@@ -56,6 +59,7 @@ MAX_CONNECT_TIMEOUT_S = 300
 CREATE_TABLE_ATTEMPTS = 10
 _POSTGRES_PARAMS = ("prefix", "connect_timeout", "attempts")
 _PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
+_PASSWORD_PARAM_RE = re.compile(r"(?i)([?&]password=)[^&#]*")
 
 
 class JournalStore:
@@ -87,7 +91,19 @@ class JournalStore:
             from eventsourcing.popo import POPOAggregateRecorder, POPOApplicationRecorder
 
             return "memory", POPOApplicationRecorder(), POPOAggregateRecorder()
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018  (raises on a port that is not a number in 0..65535)
+        except ValueError:  # its message may quote the password: say what to do instead
+            raise StoreError(f"malformed store URL {redact(url)}: its host or port does not "
+                             "parse (percent-encode / ? # @ : in a password)") from None
+        if parts.scheme.startswith("postgres") and "@" in (
+                parts.path + parts.query + parts.fragment):
+            raise StoreError(f"malformed store URL {redact(url)}: an '@' after the host (a "
+                             "password with an unescaped / ? or #: percent-encode them)")
+        if parts.fragment or url.endswith("#"):
+            raise StoreError(f"store URL {redact(url)} has a '#' fragment: a file name's '#' "
+                             "is written %23")
         query = parse_qs(parts.query, keep_blank_values=True)  # "prefix=" is refused
         known = {"sqlite": ("prefix",), "postgresql": _POSTGRES_PARAMS,
                  "postgres": _POSTGRES_PARAMS}.get(parts.scheme, ())
@@ -108,7 +124,8 @@ class JournalStore:
                                            _attempts(query))
         except (PersistenceError, sqlite3.Error) as e:  # eventsourcing lets SQLite's own
             # errors out of a new connection's PRAGMA (a file that is not a database)
-            raise StoreError(f"cannot open store {redact(url)}: {_one_line(e)}") from e
+            raise StoreError(f"cannot open store {redact(url)}: "
+                             f"{scrub(_one_line(e), url)}") from e
         raise StoreError(
             f"unknown store URL {redact(url)}: use memory:, sqlite:///path or postgresql://..."
         )
@@ -367,7 +384,7 @@ def postgres_unreachable(url: str, timeout_s: int = 3) -> str | None:
         with psycopg.connect(postgres_conninfo(url)[0], connect_timeout=timeout_s) as conn:
             conn.execute("SELECT 1")
     except Exception as exc:  # any failure to parse or to connect means "no server"
-        return " ".join(f"{type(exc).__name__}: {exc}".split())
+        return scrub(" ".join(f"{type(exc).__name__}: {exc}".split()), url)
     return None
 
 
@@ -385,10 +402,33 @@ def drop_postgres_store(url: str) -> None:
             Identifier(prefix + "journal"), Identifier(prefix + "snapshots")))
 
 
+def _password(url: str) -> str:
+    """The password text of ``url`` as written, found without parsing the URL (one with
+    an unescaped ``/``, ``?`` or ``#`` in its password does not parse): what lies
+    between the first ``:`` and the last ``@`` after ``scheme://``."""
+    rest = url.partition("://")[2]
+    userinfo = rest[: max(rest.rfind("@"), 0)]
+    return userinfo.partition(":")[2]
+
+
 def redact(url: str) -> str:
-    """``url`` without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+    """``url`` without its password (in the user part or a ``password=`` parameter),
+    for messages; a URL that does not parse is redacted all the same."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    at = rest.rfind("@")
+    user, colon, _ = rest[: max(at, 0)].partition(":")
+    if colon:
+        rest = f"{user}:***{rest[at:]}"
+    return scheme + sep + _PASSWORD_PARAM_RE.sub(r"\1***", rest)
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (a driver's error message about ``url``) with the URL's password, as
+    written and percent-decoded, replaced by ``***``."""
+    secret = _password(url)
+    for form in {secret, unquote(secret)}:
+        if len(form) >= 2:  # a one-character password would blank the message instead
+            text = text.replace(form, "***")
+    return text
