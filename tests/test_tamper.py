@@ -276,6 +276,19 @@ def test_a_null_row_is_tampering(persistent_url: str, raw: RawStore, which: str)
     assert result.returncode == 1 and result.stderr.startswith("TAMPERED"), result.stderr
 
 
+@pytest.mark.parametrize("version", ["'x'", "0", "-1", "2.5"])
+def test_a_snapshot_row_with_a_junk_version_is_tampering(tmp_path: Path, version: str) -> None:
+    """SQLite stores any value in the version column: ``verify`` compared the text
+    ``'x'`` with an int (``TypeError``, a traceback)."""
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    build_journal(url)
+    with RawStore(url) as raw:
+        raw._run(f"UPDATE {raw.table('snapshots')} SET originator_version = {version}")
+    detect(url)
+    result = solvent_verify(url)
+    assert result.returncode == 1 and result.stderr.startswith("TAMPERED"), result.stderr
+
+
 def test_forged_snapshot_that_moves_money_between_customers(
     persistent_url: str, raw: RawStore
 ) -> None:

@@ -281,6 +281,9 @@ class JournalStore:
         without a constructor, so every field is checked to be there, as bytes.
         """
         version = stored.originator_version
+        if type(version) is not int or version < 1:  # SQLite keeps whatever a row is given
+            raise TamperDetected(f"{what} {str(version)[:40]!r}: the stored version is not a "
+                                 "positive int")
         if stored.topic != get_topic(cls):
             raise TamperDetected(
                 f"{what} {version}: stored topic {stored.topic!r} is not a journal {what}",
