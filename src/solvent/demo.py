@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
+from urllib.parse import quote
 
 import msgspec
 
@@ -81,10 +82,13 @@ def run_demo(path: str = "solvent-demo.db", customers: int = 3000, core: str = "
     if customers < WINNERS:
         _say(f"solvent demo: needs at least {WINNERS} customers")
         return 2
+    if not path or os.path.isdir(path):
+        _say(f"solvent demo: --path {path!r} must name a file (it is recreated)")
+        return 2
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(path + suffix):
             os.remove(path + suffix)
-    url = f"sqlite:///{path}"
+    url = "sqlite:///" + quote(path)  # the file itself, whatever its name holds ('#', '%')
     rng = random.Random(20260206)
     _say("Solvent demo: the Bithumb promotion of 6 February 2026, replayed.")
     _say(f"Store: {url} (core: {core})")
