@@ -415,6 +415,23 @@ def test_forged_batch_that_creates_money_does_not_replay(
     assert exc.position == seen["position"] + 1
 
 
+@pytest.mark.parametrize("decimals", [-1, 19, 99])
+def test_forged_asset_with_decimals_register_asset_refuses_does_not_replay(
+    persistent_url: str, raw: RawStore, decimals: int
+) -> None:
+    """A chain-valid batch registering an asset with 99 (or −1) decimals verified, and
+    the ledger it opened into then failed untyped (``balance`` raised
+    ``decimal.Inexact``, a deposit ``TypeError``)."""
+    seen = build_journal(persistent_url)
+    raw.delete(BATCHES, "snapshots")
+    forged = r.AssetRegistered(position=seen["position"] + 1, time_ns=2 * 10**18,
+                               actor="system", ref="", asset="ODD", decimals=decimals)
+    append_forged_batch(persistent_url, [forged])
+    exc = detect(persistent_url)
+    assert (exc.version, exc.position) == (BATCHES + 1, seen["position"] + 1)
+    assert "decimals" in str(exc)
+
+
 def test_forged_valid_batch_is_caught_only_by_the_anchored_head(
     persistent_url: str, raw: RawStore
 ) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from solvent import records as r
+from solvent.amounts import MAX_DECIMALS
 from solvent.core import BalanceCore, RefIndex, core_class, refs_class
 from solvent.core import codes as c
 from solvent.core.refs import text_bytes
@@ -180,6 +181,8 @@ class LedgerState:
     def _apply_asset(self, rec: r.AssetRegistered) -> None:
         if rec.asset in self.asset_index:
             raise self._refuse(rec, "registers an existing asset")
+        if not 0 <= rec.decimals <= MAX_DECIMALS:  # register_asset's bound
+            raise self._refuse(rec, f"gives {rec.asset!r} {rec.decimals} decimals (0..18)")
         self.do_register_asset(rec.asset, rec.decimals)
 
     def _apply_account(self, rec: r.AccountOpened) -> None:
