@@ -1017,6 +1017,26 @@ def test_a_client_order_id_retry_after_reopening(tmp_path: Any) -> None:
             buy(again, "c000", "0.2", "97000000", client_order_id="keep-1")
 
 
+def test_a_client_order_id_is_in_the_snapshot_its_own_commit_takes(
+    tmp_path: Any, core: str
+) -> None:
+    """The order's commit may take an automatic snapshot; the id used to be remembered
+    only after that commit, so the snapshot lacked it: ``verify()`` called the snapshot
+    tampered, and a ledger reopened from it placed the retry as a second order."""
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    clock = Clock()
+    with solvent.Ledger.open(url, core=core, clock=clock) as led:
+        market_exchange(led, clock)
+    with solvent.Ledger.open(url, core=core, clock=clock, snapshot_every=1) as led:
+        first = buy(led, "c000", "0.1", "97000000", client_order_id="snap-1")
+        assert led.last_snapshot_error is None
+        led.verify()
+    with solvent.Ledger.open(url, core=core, clock=clock) as again:
+        retry = buy(again, "c000", "0.1", "97000000", client_order_id="snap-1")
+        assert retry.replayed and retry.order_id == first.order_id
+        assert [o.order_id for o in again.open_orders("c000")] == [first.order_id]
+
+
 def test_client_order_ids_are_kept_for_the_last_n_per_account(
     led: solvent.Ledger, ex: Any, monkeypatch: Any
 ) -> None:

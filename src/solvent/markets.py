@@ -747,16 +747,16 @@ class MarketCommands:
             fills, expired = ms.fills_of(spec, evs)
             status = STATUS_NAMES[out[2]]
             version = self._state.version + 1  # the batch the record goes into
-            receipt = self._journal(
+            if client_order_id:  # before the record commits: its commit may take a snapshot
+                ms.remember_client_id(account, client_order_id, order_id,
+                                      self._state.position + 1, version)
+            self._journal(
                 r.OrderPlaced, who, client_order_id, market=market, order_id=order_id,
                 account=account, side=side, order_type=type, tif=tif, post_only=post_only,
                 stp=stp, price_ticks=row[5], qty_lots=row[6], quote_minor=row[7],
                 hold_asset=spec.quote if side == "buy" else spec.base, hold_minor=out[5],
                 client_order_id=client_order_id, fills=fills, expired_makers=expired,
                 status=status, filled_lots=out[3], remaining_lots=out[4])
-            if client_order_id:
-                ms.remember_client_id(account, client_order_id, order_id, receipt.position,
-                                      version)
             return self._order_view(spec, order_id, account, side, row, status, out[3], fills,
                                     client_order_id)
 
