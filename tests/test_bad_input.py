@@ -753,7 +753,11 @@ def test_bulk_unequal_columns(
             lambda: led.transfer_many(*cols, ref="b"), "differ in length")
 
 
-@pytest.mark.parametrize("bad", ["1234", b"\x01\x02", None, 5, [None]])
+@pytest.mark.parametrize("bad", [
+    "1234", b"\x01\x02", None, 5, [None],
+    # array() reads a buffer's raw bytes: 8 bytes were taken as one packed int64
+    bytearray(b"\x01"), bytearray(b"\x01" + bytes(7)),
+], ids=repr)
 def test_bulk_columns_must_be_int_sequences(
     led: solvent.Ledger, ex: Exchange, bad: object
 ) -> None:

@@ -1099,8 +1099,10 @@ def _one_line(exc: BaseException) -> str:
 def _int64_column(values: Sequence[int], name: str) -> array:  # type: ignore[type-arg]
     if isinstance(values, array) and values.typecode == "q":
         return values
-    if isinstance(values, (str, bytes)):
-        raise e.InvalidArgument(f"{name} must be a sequence of ints")
+    if isinstance(values, (str, bytes, bytearray)):  # array() would read the raw bytes
+        # of a bytearray as packed int64s (a memoryview it reads item by item)
+        raise e.InvalidArgument(f"{name} must be a sequence of ints, not "
+                                f"{type(values).__name__}")
     try:
         return array("q", values)
     except TypeError as exc:
