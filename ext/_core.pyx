@@ -79,7 +79,7 @@ cdef extern from *:
 
 # The fields of a ``Transferred`` record that ``replay_transfers`` reads, in this order.
 REPLAY_FIELDS = ("position", "time_ns", "ref", "memo", "from_account", "to_account", "asset",
-                 "amount_minor")
+                 "amount_minor", "actor")
 cdef enum:
     F_POSITION = 0
     F_TIME_NS = 1
@@ -89,7 +89,8 @@ cdef enum:
     F_TO = 5
     F_ASSET = 6
     F_AMOUNT = 7
-    N_REPLAY_FIELDS = 8
+    F_ACTOR = 8
+    N_REPLAY_FIELDS = 9
 
 
 cdef bint _replay_slots(object cls, Py_ssize_t* out) except -1:
@@ -872,7 +873,8 @@ cdef class BalanceTable:
 
     def replay_transfers(
         self, records, Py_ssize_t start, object transferred, dict account_index,
-        dict asset_index, set wallets, TransferRefs refs, position, last_time_ns
+        dict asset_index, set wallets, TransferRefs refs, position, last_time_ns,
+        dict actors=None
     ):
         """Replay consecutive ``Transferred`` journal records (see the twin)."""
         cdef list recs = records
@@ -913,7 +915,9 @@ cdef class BalanceTable:
             if overflow or p != pos + 1:
                 return i, pos, last
             t = PyLong_AsLongLongAndOverflow(t_obj, &overflow)
-            if overflow:
+            if overflow or t < last:  # dated before the record before it
+                return i, pos, last
+            if actors is not None and _slot(rec, off[F_ACTOR]) not in actors:
                 return i, pos, last
             ref = _slot(rec, off[F_REF])
             memo = _slot(rec, off[F_MEMO])

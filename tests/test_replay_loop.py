@@ -65,10 +65,10 @@ def _records(spec: list[tuple[Any, ...]]) -> list[r.Transferred | r.AccountFroze
         pos += dpos
         t += dt
         if ref == "r6":  # another record kind stops the loop
-            out.append(r.AccountFrozen(position=pos, time_ns=t, actor="x", account="a",
+            out.append(r.AccountFrozen(position=pos, time_ns=t, actor="system", account="a",
                                        reason="x"))
             continue
-        out.append(r.Transferred(position=pos, time_ns=t, actor="x", ref=ref, from_account=frm,
+        out.append(r.Transferred(position=pos, time_ns=t, actor="system", ref=ref, from_account=frm,
                                  to_account=to, asset=asset, amount_minor=amount, memo=memo))
     return out
 
@@ -100,9 +100,9 @@ def test_replay_loop_stops_at_refused_record_and_changes_nothing_for_it() -> Non
     for cls in (Twin, Compiled):
         table, accounts, assets, wallets = _setup(cls)
         recs = [
-            r.Transferred(position=1, time_ns=5, actor="x", ref="t1", from_account="a",
+            r.Transferred(position=1, time_ns=5, actor="system", ref="t1", from_account="a",
                           to_account="b", asset="BTC", amount_minor=600),
-            r.Transferred(position=2, time_ns=4, actor="x", ref="t2", from_account="a",
+            r.Transferred(position=2, time_ns=4, actor="system", ref="t2", from_account="a",
                           to_account="b", asset="BTC", amount_minor=600),  # overdraws a
         ]
         refs = REFS[cls]()
@@ -111,6 +111,25 @@ def test_replay_loop_stops_at_refused_record_and_changes_nothing_for_it() -> Non
         assert [row[0] for row in refs.export()] == ["t1"]
         assert table.available(accounts["a"], 0) == 400
         assert table.available(accounts["b"], 0) == 1_600
+
+
+def test_replay_loop_stops_at_a_time_going_back_or_an_actor_never_registered() -> None:
+    """The ledger's times never go back and every command's actor was registered: a
+    record that breaks either is left to the slow path, which calls it tampering."""
+    def transfer(position: int, time_ns: int, actor: str) -> r.Transferred:
+        return r.Transferred(position=position, time_ns=time_ns, actor=actor, ref=f"t{position}",
+                             from_account="a", to_account="b", asset="BTC", amount_minor=1)
+
+    for cls in (Twin, Compiled):
+        for recs, stop in (([transfer(1, 5, "system"), transfer(2, 4, "system")], 1),
+                           ([transfer(1, 5, "system"), transfer(2, 5, "ops")], 1),
+                           ([transfer(1, 5, "system"), transfer(2, 5, "system")], 2)):
+            table, accounts, assets, wallets = _setup(cls)
+            refs = REFS[cls]()
+            out = table.replay_transfers(recs, 0, r.Transferred, accounts, assets, wallets,
+                                         refs, 0, 0, {"system": "system"})
+            assert out == (stop, stop, 5), (cls, recs, out)
+            assert len(refs.export()) == stop
 
 
 @pytest.mark.parametrize("core", ["compiled", "python"])
@@ -123,6 +142,8 @@ def test_replay_loop_stops_at_refused_record_and_changes_nothing_for_it() -> Non
         ({"memo": "x" * (MAX_REF_TEXT_BYTES + 1)}, "does not apply"),
         ({"ref": "t1"}, "repeats a transfer ref"),
         ({"max_refs": 1}, "overflows the transfer-ref index"),
+        ({"time_ns": 0}, "before the record before it"),
+        ({"actor": "nobody"}, "never registered"),
     ],
 )
 def test_slow_path_refuses_what_the_index_cannot_take(
@@ -139,7 +160,7 @@ def test_slow_path_refuses_what_the_index_cannot_take(
     for name in ("a", "b"):
         state.do_open_account(name, c.KIND_CUSTOMER)
         assert state.do_post(w, state.account_index[name], 0, 1_000) == c.OK
-    first = r.Transferred(position=1, time_ns=1, actor="x", ref="t1", from_account="a",
+    first = r.Transferred(position=1, time_ns=1, actor="system", ref="t1", from_account="a",
                           to_account="b", asset="BTC", amount_minor=5)
     state.apply_records([first])
     fields = dict(fields)  # (the parameter is shared by both cores' runs)

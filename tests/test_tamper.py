@@ -22,7 +22,7 @@ import msgspec
 import pytest
 
 import solvent
-from conftest import Clock, RawStore, build_exchange, observe
+from conftest import CLOCK_START_NS, Clock, RawStore, build_exchange, observe
 from solvent import records as r
 from solvent.journal import StoredBatch
 from solvent.ledger import verify_store
@@ -430,6 +430,30 @@ def test_forged_asset_with_decimals_register_asset_refuses_does_not_replay(
     exc = detect(persistent_url)
     assert (exc.version, exc.position) == (BATCHES + 1, seen["position"] + 1)
     assert "decimals" in str(exc)
+
+
+@pytest.mark.parametrize("kind", ["transfer", "freeze"])
+@pytest.mark.parametrize("lie", ["actor never registered", "dated before its predecessor",
+                                 "dated before 1970"])
+def test_forged_batch_with_an_impossible_actor_or_time_does_not_replay(
+    persistent_url: str, raw: RawStore, kind: str, lie: str
+) -> None:
+    """The live path authorizes every command's actor and never dates a record before
+    the one before it; a chain-valid forged batch that does either verified before."""
+    seen = build_journal(persistent_url)
+    raw.delete(BATCHES, "snapshots")
+    actor = "mallory" if lie == "actor never registered" else "system"
+    time_ns = {"dated before its predecessor": CLOCK_START_NS - 1,
+               "dated before 1970": -1}.get(lie, 2 * 10**18)
+    common = {"position": seen["position"] + 1, "time_ns": time_ns, "actor": actor}
+    forged: r.JournalRecord = (
+        r.Transferred(**common, ref="forged", from_account="c001", to_account="c000",
+                      asset="BTC", amount_minor=1) if kind == "transfer"
+        else r.AccountFrozen(**common, ref="", account="c001", reason="forged"))
+    append_forged_batch(persistent_url, [forged])
+    exc = detect(persistent_url)
+    assert (exc.version, exc.position) == (BATCHES + 1, seen["position"] + 1)
+    assert ("never registered" if actor == "mallory" else "before the record before") in str(exc)
 
 
 def test_forged_valid_batch_is_caught_only_by_the_anchored_head(

@@ -82,6 +82,7 @@ class BalanceTable:
         refs: TransferRefs,
         position: int,
         last_time_ns: int,
+        actors: dict[str, str] | None = None,
     ) -> tuple[int, int, int]: ...
     def post_many(
         self,

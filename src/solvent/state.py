@@ -143,6 +143,12 @@ class LedgerState:
                 f"position {rec.position} follows position {self.position}",
                 position=rec.position,
             )
+        if rec.time_ns < self.last_time_ns or rec.time_ns < 0:  # the ledger's times never
+            # go back (Ledger._now)
+            raise self._refuse(rec, f"is dated {rec.time_ns}, before the record before it "
+                                    f"({self.last_time_ns})")
+        if rec.actor not in self.actors:  # every command's actor was authorized
+            raise self._refuse(rec, f"names the actor {rec.actor!r}, never registered")
         try:
             self._apply[type(rec)](rec)
         except (KeyError, IndexError, ValueError, OverflowError) as e:
@@ -163,6 +169,7 @@ class LedgerState:
             i, self.position, self.last_time_ns = replay(
                 records, i, r.Transferred, self.account_index, self.asset_index,
                 self.wallet_accounts, self.transfer_refs, self.position, self.last_time_ns,
+                self.actors,
             )
             if i < n:
                 self.apply(records[i])

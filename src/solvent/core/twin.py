@@ -308,11 +308,13 @@ class BalanceTable:
         refs: TransferRefs,
         position: int,
         last_time_ns: int,
+        actors: dict[str, str] | None = None,
     ) -> tuple[int, int, int]:
         """Replay consecutive ``Transferred`` journal records, from ``records[start]``.
 
         A record is applied here only when it fits exactly: it is of type
-        ``transferred``, its ``position`` is ``position + 1``, its ``ref`` and
+        ``transferred``, its ``position`` is ``position + 1``, its ``time_ns`` is not
+        before ``last_time_ns``, its actor is in ``actors`` (unless None), its ``ref`` and
         ``memo`` are str and ``refs`` (a ``TransferRefs``) has room for them (a new
         ref, texts within ``MAX_REF_TEXT_BYTES``, fewer than ``max_refs``
         entries), its accounts and asset are registered, neither account is a
@@ -346,6 +348,8 @@ class BalanceTable:
                 or credit in wallets
                 or type(rec.amount_minor) is not int
                 or type(rec.time_ns) is not int
+                or rec.time_ns < last_time_ns
+                or (actors is not None and rec.actor not in actors)
                 or self.post(debit, credit, a, rec.amount_minor) != c.OK
             ):
                 return i, position, last_time_ns
