@@ -1265,6 +1265,26 @@ def test_submit_orders_ref_inside_a_batch_and_after_reopening(tmp_path: Any) -> 
                 again.submit_orders(batch[:-1], ref="keep-1")
 
 
+def test_a_submit_orders_retry_reads_its_batch_once(
+    led: solvent.Ledger, ex: Any, clock: Clock, monkeypatch: Any
+) -> None:
+    """Rows alternating between two markets make one record each, all in one store
+    batch. The retry read and decoded that batch once per record (quadratic: 8,000 rows
+    took 60 s, holding the ledger's lock); it reads it once."""
+    _eth_market(led, clock)
+    markets = (led.market_id(MARKET), led.market_id("ETH-KRW"))
+    rows = [led.cancel_row(10**9 + i, MARKET if i % 2 == 0 else "ETH-KRW")
+            for i in range(200)]  # cancels of orders that do not exist: 200 records
+    first = led.submit_orders(rows, ref="zigzag")
+    assert set(first.codes()) == {"unknown_order"} and len(markets) == 2
+    reads: list[int] = []
+    batch_at = led._store.batch_at
+    monkeypatch.setattr(led._store, "batch_at", lambda v: reads.append(v) or batch_at(v))
+    again = led.submit_orders(rows, ref="zigzag")
+    assert again.replayed and list(again) == list(first)
+    assert reads == [led.version]
+
+
 def test_submit_orders_lands_whole_or_not_at_all(tmp_path: Any) -> None:
     """A call over several markets commits as one store batch; when that commit fails
     (here: another writer moved the store on, so this one is fenced), none of the call
