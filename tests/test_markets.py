@@ -1265,6 +1265,26 @@ def test_submit_orders_ref_inside_a_batch_and_after_reopening(tmp_path: Any) -> 
                 again.submit_orders(batch[:-1], ref="keep-1")
 
 
+@pytest.mark.parametrize("order_id", [2**63, -(2**63) - 1, 10**30])
+def test_an_order_id_beyond_int64_is_an_invalid_argument_on_both_paths(
+    led: solvent.Ledger, ex: Any, order_id: int
+) -> None:
+    """A row's code is the one the single command raises: the engine refuses a row whose
+    id does not fit int64 as ``invalid_argument``, where ``cancel_order`` and
+    ``amend_order`` said ``unknown_order`` (and the row builders took the id)."""
+    for command in (lambda: led.cancel_order(order_id),
+                    lambda: led.amend_order(order_id, qty="0.1"),
+                    lambda: led.cancel_row(order_id, MARKET),
+                    lambda: led.amend_row(order_id, MARKET, qty="0.1")):
+        refused(led, solvent.InvalidArgument, "invalid_argument", command)
+    m = led.market_id(MARKET)
+    rows = [(ec.OP_CANCEL, m, order_id, 0, 0, 0, 0, 0, 0),
+            (ec.OP_AMEND, m, order_id, 0, 0, 0, 100, 0, 0)]
+    position = led.position
+    assert led.submit_orders(rows).codes() == ["invalid_argument"] * 2
+    assert led.position == position + 1  # the engine refused both rows in one record
+
+
 def test_a_submit_orders_retry_reads_its_batch_once(
     led: solvent.Ledger, ex: Any, clock: Clock, monkeypatch: Any
 ) -> None:

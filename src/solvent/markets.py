@@ -27,7 +27,15 @@ import msgspec
 
 from solvent import errors as e
 from solvent import records as r
-from solvent.amounts import AmountLike, check_id, check_text, from_minor, to_minor, to_ppm
+from solvent.amounts import (
+    AmountLike,
+    check_id,
+    check_text,
+    from_minor,
+    shown_value,
+    to_minor,
+    to_ppm,
+)
 from solvent.core import codes as cc
 from solvent.engine import codes as ec
 from solvent.engine import engine_class
@@ -213,6 +221,8 @@ def _market_number(item: object) -> object:
 def _check_order_id(order_id: object) -> None:
     if isinstance(order_id, bool) or not isinstance(order_id, int):
         raise e.InvalidArgument(f"order_id must be an int, got {type(order_id).__name__}")
+    if not -ec.INT64_MAX - 1 <= order_id <= ec.INT64_MAX:  # as the engine refuses a row's
+        raise e.InvalidArgument(f"order_id {shown_value(order_id)} is beyond int64")
 
 
 class MarketState:
