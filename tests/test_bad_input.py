@@ -733,6 +733,14 @@ def test_bulk_float_column_is_a_type_error(led: solvent.Ledger, ex: Exchange) ->
             lambda: led.transfer_many([1.0], [2], [0], [1], ref="b"), "from_index")
 
 
+def test_bulk_bool_amount_is_not_one_minor_unit(led: solvent.Ledger, ex: Exchange) -> None:
+    """A bool is refused as an amount on the single path; in a bulk column it was taken
+    as 1 minor unit."""
+    rejects(led, solvent.InvalidAmount, "invalid_amount",
+            lambda: led.transfer_many([1, 2], [2, 3], [0, 0], [5, True], ref="b"),
+            "amount_minor", "bool")
+
+
 @pytest.mark.parametrize("value", [2**63, 2**64, -(2**63) - 1, 10**30])
 def test_bulk_value_beyond_int64(led: solvent.Ledger, ex: Exchange, value: int) -> None:
     rejects(led, solvent.InvalidAmount, "invalid_amount",
@@ -757,6 +765,7 @@ def test_bulk_unequal_columns(
     "1234", b"\x01\x02", None, 5, [None],
     # array() reads a buffer's raw bytes: 8 bytes were taken as one packed int64
     bytearray(b"\x01"), bytearray(b"\x01" + bytes(7)),
+    [True], {1}, {1: 1}, (i for i in [1]),  # a bool; no order to pair items by
 ], ids=repr)
 def test_bulk_columns_must_be_int_sequences(
     led: solvent.Ledger, ex: Exchange, bad: object

@@ -1099,18 +1099,23 @@ def _one_line(exc: BaseException) -> str:
 def _int64_column(values: Sequence[int], name: str) -> array:  # type: ignore[type-arg]
     if isinstance(values, array) and values.typecode == "q":
         return values
-    if isinstance(values, (str, bytes, bytearray)):  # array() would read the raw bytes
-        # of a bytearray as packed int64s (a memoryview it reads item by item)
-        raise e.InvalidArgument(f"{name} must be a sequence of ints, not "
-                                f"{type(values).__name__}")
+    if isinstance(values, (str, bytes, bytearray)) or not isinstance(
+            values, (Sequence, array, memoryview)):  # array() would read a bytearray's raw
+        # bytes as packed int64s; a set or dict has no order to pair its items by
+        raise e.InvalidArgument(f"{name} must be a sequence of ints (a list, array('q')), "
+                                f"not {type(values).__name__}")
     try:
-        return array("q", values)
+        column = array("q", values)
     except TypeError as exc:
         if isinstance(values, Iterable) and any(isinstance(v, float) for v in values):
             raise e.FloatAmount(f"{name}: floats are not accepted; pass ints") from exc
         raise e.InvalidArgument(f"{name} must be a sequence of ints: {exc}") from exc
     except OverflowError as exc:
         raise e.InvalidAmount(f"{name}: a value does not fit int64") from exc
+    if not isinstance(values, (array, memoryview)) and any(type(v) is bool for v in values):
+        refusal = e.InvalidAmount if name == "amount_minor" else e.InvalidArgument
+        raise refusal(f"{name}: a bool is not an int here; pass ints")
+    return column
 
 
 def load_state(store: JournalStore, core: str) -> LedgerState:
