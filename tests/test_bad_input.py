@@ -498,7 +498,8 @@ def test_a_clock_reading_that_is_not_int_nanoseconds_is_refused_and_changes_noth
 @pytest.mark.parametrize(
     "url", ["", "mysql://x/y", "sqlite://host/file.db", "sqlite:///", "memory:?x",
             "sqlite:///x.db?prefix=bad-prefix", "postgresql:///test?prefix=1abc",
-            "sqlite:///x.db?prefix=", 42, "sqlite:///.", "sqlite:///a%00b.db"],
+            "sqlite:///x.db?prefix=", 42, "sqlite:///.", "sqlite:///a%00b.db",
+            "sqlite:///:memory:", "sqlite:///file:x.db%3Fmode=memory"],
 )
 def test_bad_store_urls(url: object, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

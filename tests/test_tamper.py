@@ -533,6 +533,8 @@ def test_cli_verify_bad_url() -> None:
     result = solvent_verify("mysql://nowhere/x")
     assert result.returncode == 2
     assert "unknown store URL" in result.stderr
+    nothing = solvent_verify("memory:")  # was "OK memory:: 0 batches"
+    assert nothing.returncode == 2 and "inside one process" in nothing.stderr
 
 
 def test_cli_verify_of_a_missing_journal_is_an_error_and_creates_nothing(tmp_path: Path) -> None:

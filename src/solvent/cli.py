@@ -14,6 +14,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from solvent.ledger import verify_store
     from solvent.store import JournalStore, redact
 
+    if args.url.startswith("memory:"):
+        print("solvent verify: memory: is a store inside one process; there is nothing to "
+              "read from here (verify a sqlite:/// or postgresql:// URL)", file=sys.stderr)
+        return 2
     try:
         store = JournalStore(args.url, readonly=True)
     except SolventError as exc:

@@ -146,6 +146,10 @@ class JournalStore:
             raise StoreError("sqlite URL names no file")
         if "\x00" in db:
             raise StoreError("sqlite URL names a file with a NUL character")
+        if db == ":memory:" or db.startswith("file:"):  # SQLite's names, not files
+            raise StoreError(f"sqlite URL names {db!r}, which SQLite reads as a database "
+                             f"or URI of its own, not a file: use memory: for a ledger in "
+                             f"memory, or ./{db} for a file of that name")
         if not self.create and not os.path.exists(db):
             raise StoreError(f"no ledger at {db!r}: the file does not exist")
         if os.path.isdir(db):
