@@ -12,6 +12,7 @@ import uuid
 from array import array
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import msgspec
 import psycopg
@@ -617,6 +618,27 @@ def test_head_is_the_last_commit_read_in_one_moment(store_url: str, core: str) -
         assert led.verify(expect_head=after.digest).head_digest == after.digest
     finally:
         led.close()
+
+
+@pytest.mark.postgres
+def test_postgresql_says_why_it_cannot_open() -> None:
+    """A missing database or role: the server answers at once, and the message says
+    what it said (the pool's own was "couldn't get a connection after 5.00 sec", after
+    waiting that long). Missing tables, with create=False: one line, no SQL."""
+    require_postgres()
+    base = urlsplit(postgres_base_url())
+    missing_db = base._replace(path=f"/nodb_{uuid.uuid4().hex[:8]}").geturl()
+    with pytest.raises(solvent.StoreError, match="does not exist"):
+        solvent.Ledger.open(missing_db)
+    host = base.netloc.rpartition("@")[2]
+    missing_role = base._replace(netloc=f"nobody_{uuid.uuid4().hex[:6]}:Sekr1t@{host}").geturl()
+    with pytest.raises(solvent.StoreError, match=r"does not exist|authentication") as info:
+        solvent.Ledger.open(missing_role)
+    assert "Sekr1t" not in str(info.value)
+    no_tables = with_prefix(postgres_base_url(), f"none_{uuid.uuid4().hex[:8]}_")
+    with pytest.raises(solvent.StoreError, match="does not exist") as info:
+        solvent.Ledger.open(no_tables, create=False)
+    assert "\n" not in str(info.value) and "SELECT" not in str(info.value)
 
 
 @pytest.mark.postgres

@@ -181,16 +181,14 @@ class JournalStore:
             prefer_lz4,
         )
 
-        dbname = unquote(parts.path.lstrip("/")) or "postgres"
-        self._datastore = PostgresDatastore(
-            dbname=dbname,
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 5432,
-            user=unquote(parts.username or "postgres"),
-            password=unquote(parts.password or ""),
-            connect_timeout=connect_timeout_s,
-            pool_size=2,
-        )
+        where: dict[str, Any] = {
+            "dbname": unquote(parts.path.lstrip("/")) or "postgres",
+            "host": parts.hostname or "127.0.0.1", "port": parts.port or 5432,
+            "user": unquote(parts.username or "postgres"),
+            "password": unquote(parts.password or "")}
+        _first_connection(self.url, where, connect_timeout_s)
+        self._datastore = PostgresDatastore(**where, connect_timeout=connect_timeout_s,
+                                            pool_size=2)
         journal = PostgresJournalRecorder(self._datastore, events_table_name=prefix + "journal")
         snapshots = PostgresSnapshotRecorder(
             self._datastore, events_table_name=prefix + "snapshots"
@@ -343,9 +341,23 @@ class JournalStore:
             self._datastore = None
 
 
+def _first_connection(url: str, where: dict[str, Any], connect_timeout_s: float) -> None:
+    """Connect once, directly, before the pool does: where the server answers (no such
+    database, role or password), the pool would only say "couldn't get a connection
+    after 5.00 sec" once its wait ran out; this says why, at once."""
+    import psycopg
+
+    try:
+        psycopg.connect(**where, connect_timeout=max(2, math.ceil(connect_timeout_s))).close()
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot open store {redact(url)}: "
+                         f"{scrub(_one_line(exc), url)}") from None
+
+
 def _one_line(exc: BaseException) -> str:
-    """An error's message on one line (a server's may span several: ``LINE 1: ...``)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
+    """An error's message on one line, without the statement PostgreSQL quotes after it
+    (``LINE 1: SELECT ...`` and a caret)."""
+    return " ".join(str(exc).split("\nLINE ")[0].split()) or type(exc).__name__
 
 
 def _attempts(query: dict[str, list[str]]) -> int:
