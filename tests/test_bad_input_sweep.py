@@ -22,9 +22,16 @@ import pytest
 
 import solvent
 from conftest import MARKET, Clock, custody_view, market_exchange, market_view, observe
+from solvent.amounts import shown_value
+
 
 #: Values that are wrong somewhere: of the wrong type, out of range, malformed, or the
 #: right kind of value in the wrong place (an asset where an account is asked for).
+class ReprRaises:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
 JUNK: tuple[Any, ...] = (
     None, True, False, 1.5, float("nan"), -1, 0, 1, 2**63, 2**64, -(2**63) - 1, 10**30,
     "", " ", "x" * 5000, "\x00", "a\nb", "\ud800", "1e5", "1E+3", "0x10", "\u0661", "-0",
@@ -34,6 +41,7 @@ JUNK: tuple[Any, ...] = (
     [None], [1.5], [2**63], [-1], ["a"], (1,),
     "BTC", "KRW", MARKET, "c000", "treasury", "ops-1", "audit", "system", "btc-cold",
     datetime(2020, 1, 1), datetime(2099, 1, 1, tzinfo=UTC), "buy", "limit", "FOK",
+    10**5000, ReprRaises(),  # repr() raises on both: no message may need it
 )
 SLOT = "JUNK"  # where in a row or column the junk goes
 
@@ -208,7 +216,7 @@ def test_junk_in_any_argument_is_refused_with_a_typed_error_and_changes_nothing(
                     out = run(led)
                 except solvent.SolventError as exc:
                     refused += 1
-                    where = f"{name}({slot}={junk!r:.40})"
+                    where = f"{name}({slot}={shown_value(junk)[:40]})"
                     assert isinstance(exc, solvent.Rejected), (where, exc)
                     assert exc.code == type(exc).code, where
                     assert 0 < len(str(exc)) < 400, (where, str(exc)[:500])

@@ -29,8 +29,14 @@ AmountLike = str | Decimal | int
 
 def shown_value(value: object) -> str:
     """``repr(value)`` for an error message, clipped: a message stays short, whatever
-    the input."""
-    shown = repr(value)
+    the input. An int too long for ``repr`` (over 4,300 digits: a ``ValueError``) is
+    named by its size, and so is a value whose ``repr`` raises."""
+    if isinstance(value, int) and value.bit_length() > 8 * MAX_AMOUNT_CHARS:
+        return f"<an int of {value.bit_length()} bits>"
+    try:
+        shown = repr(value)
+    except Exception:  # a caller's object: its repr is not ours to trust
+        return f"<a {type(value).__name__} whose repr() raises>"
     if len(shown) > 2 * MAX_AMOUNT_CHARS:
         shown = shown[: 2 * MAX_AMOUNT_CHARS] + "..."
     return shown

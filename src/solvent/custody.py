@@ -35,7 +35,16 @@ import msgspec
 from solvent import errors as e
 from solvent import proof
 from solvent import records as r
-from solvent.amounts import PPM, AmountLike, check_id, check_text, format_minor, to_minor, to_ppm
+from solvent.amounts import (
+    PPM,
+    AmountLike,
+    check_id,
+    check_text,
+    format_minor,
+    shown_value,
+    to_minor,
+    to_ppm,
+)
 from solvent.core import codes as c
 from solvent.receipts import Receipt
 
@@ -698,7 +707,8 @@ class CustodyCommands:
                 if isinstance(value, bool) or not isinstance(value, int) or not (
                     1 <= value <= MAX_POLICY_COUNT
                 ):
-                    raise e.InvalidArgument(f"{name} must be an int in 1..10**9, got {value!r}")
+                    raise e.InvalidArgument(
+                        f"{name} must be an int in 1..10**9, got {shown_value(value)}")
             ppm = to_ppm(min_coverage, "min_coverage", 10 * PPM)
             return self._emit(
                 r.CustodyPolicySet, who, "", asset=asset, confirmations=confirmations,
@@ -770,10 +780,11 @@ class CustodyCommands:
             got = need if confirmations is None else confirmations
             if not isinstance(got, bool) and isinstance(got, int) and got > MAX_POLICY_COUNT:
                 raise e.InvalidArgument(f"confirmations must be at most {MAX_POLICY_COUNT:,}, "
-                                        f"got {got}", ref=ref)
+                                        f"got {shown_value(got)}", ref=ref)
             if isinstance(got, bool) or not isinstance(got, int) or got < need:
                 raise e.NotEnoughConfirmations(
-                    f"deposit {ref!r} has {got} confirmations; {dep.asset} needs {need}",
+                    f"deposit {ref!r} has {shown_value(got)} confirmations; {dep.asset} needs "
+                    f"{need}",
                     ref=ref, confirmations=got, required=need)
             if self._state.core.total(a, c.KIND_WALLET) > c.INT64_MAX - dep.amount_minor:
                 raise e.BalanceOverflow(

@@ -349,7 +349,8 @@ class Ledger(CustodyCommands, MarketCommands):
             who = self._authorize(actor, "register_actor")
             check_id(name, "actor name")
             if role not in ROLES:
-                raise e.InvalidArgument(f"role {role!r}: choose one of {', '.join(ROLES)}")
+                raise e.InvalidArgument(
+                    f"role {shown_value(role)}: choose one of {', '.join(ROLES)}")
             if name in self._state.actors:
                 raise e.AlreadyExists(f"actor {name!r} exists already", actor=name)
             self._state.do_register_actor(name, role)
@@ -363,7 +364,8 @@ class Ledger(CustodyCommands, MarketCommands):
             if isinstance(decimals, bool) or not isinstance(decimals, int):
                 raise e.InvalidArgument(f"decimals must be an int, got {type(decimals).__name__}")
             if not 0 <= decimals <= MAX_DECIMALS:
-                raise e.InvalidArgument(f"decimals {decimals} is outside 0..{MAX_DECIMALS}")
+                raise e.InvalidArgument(f"decimals {shown_value(decimals)} is outside "
+                                        f"0..{MAX_DECIMALS}")
             if asset in self._state.asset_index:
                 raise e.AlreadyExists(f"asset {asset!r} exists already", asset=asset)
             if self._state.core.n_assets >= c.MAX_ASSETS:
@@ -380,7 +382,7 @@ class Ledger(CustodyCommands, MarketCommands):
             check_id(account, "account")
             if not isinstance(kind, str) or kind not in ACCOUNT_KINDS:
                 raise e.InvalidArgument(
-                    f"account kind {kind!r}: choose one of {', '.join(ACCOUNT_KINDS)}"
+                    f"account kind {shown_value(kind)}: choose one of {', '.join(ACCOUNT_KINDS)}"
                 )
             self._check_new_account(account)
             self._state.do_open_account(account, ACCOUNT_KINDS[kind])
@@ -971,7 +973,8 @@ class Ledger(CustodyCommands, MarketCommands):
             raise e.InvalidState("point-in-time reads inside batch() with uncommitted commands")
         if not 0 <= position <= self._state.position:
             raise e.InvalidArgument(
-                f"position {position} is outside the journal (0..{self._state.position})")
+                f"position {shown_value(position)} is outside the journal "
+                f"(0..{self._state.position})")
         if position == self._state.position:
             return self._state
         return state_at(self._store, self._state.core_name, position)

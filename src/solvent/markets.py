@@ -782,13 +782,13 @@ class MarketCommands:
         if acct in st.wallet_accounts:
             raise e.InvalidArgument(f"{account!r} is a wallet, not an account", account=account)
         if not isinstance(side, str) or side not in SIDES:
-            raise e.InvalidArgument(f"side {side!r}: buy or sell", market=market)
+            raise e.InvalidArgument(f"side {shown_value(side)}: buy or sell", market=market)
         if type not in ("limit", "market"):  # a tuple: compared, never hashed
-            raise e.InvalidArgument(f"type {type!r}: limit or market", market=market)
+            raise e.InvalidArgument(f"type {shown_value(type)}: limit or market", market=market)
         if not isinstance(tif, str) or tif not in TIFS:
-            raise e.InvalidArgument(f"tif {tif!r}: GTC, IOC or FOK", market=market)
+            raise e.InvalidArgument(f"tif {shown_value(tif)}: GTC, IOC or FOK", market=market)
         if not isinstance(stp, str) or stp not in STPS:
-            raise e.InvalidArgument(f"stp {stp!r}: {', '.join(STPS)}", market=market)
+            raise e.InvalidArgument(f"stp {shown_value(stp)}: {', '.join(STPS)}", market=market)
         if not isinstance(post_only, bool):
             raise e.InvalidArgument("post_only must be a bool")
         ticks = lots = quote_minor = 0

@@ -62,6 +62,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from solvent.amounts import shown_value
 from solvent.core.codes import INT64_MAX
 from solvent.errors import BalanceOverflow, InvalidAmount, InvalidArgument, SolventError
 
@@ -390,7 +391,7 @@ def resolve_implementation(implementation: str | None) -> str:
         return DEFAULT_IMPLEMENTATION
     if implementation not in IMPLEMENTATIONS:
         raise InvalidArgument(f"implementation must be one of {IMPLEMENTATIONS}, "
-                              f"got {implementation!r}")
+                              f"got {shown_value(implementation)}")
     if implementation == "compiled" and _compiled is None:
         raise InvalidArgument("the compiled proof helper (solvent._proof) is not built")
     return implementation
