@@ -373,6 +373,59 @@ def test_modified_leaf_identity_fails(book: Book, i: int) -> None:
     assert rejected(with_leaf(proof, nonce=None), book.root).reason == "malformed"
 
 
+def test_a_proof_is_checked_against_the_customers_own_account(book: Book) -> None:
+    """Two customers with equal balances could be shown one leaf (the other left out of
+    the total): each proof verifies, so only the account it names tells them apart.
+    ``account=`` checks it."""
+    proof = book.proof(0)
+    assert P.verify_inclusion(proof, book.root, account=book.ids[0])
+    assert rejected_for(proof, book.root, book.ids[1]).reason == "account_mismatch"
+    assert rejected_for(proof, book.root, book.ids[0] + "x").reason == "account_mismatch"
+    bare = book.proof(0, secrets=False)
+    assert P.verify_inclusion(bare, book.root)  # a path-only proof is still a path check
+    assert "names no account" in str(rejected_for(bare, book.root, book.ids[0]))
+
+
+def test_look_alike_account_ids_are_two_accounts() -> None:
+    composed, decomposed = "jos\u00e9", "jose\u0301"  # the same glyphs, two ids
+    nonces = {a: P.account_nonce(SECRET, a) for a in (composed, decomposed)}
+    keys = {a: P.leaf_key(a, n) for a, n in nonces.items()}
+    tree = P.build_tree(ASSET, POSITION, [(keys[composed], 5)])  # the other left out
+    theirs = tree.inclusion_proof(keys[composed], account_id=composed, nonce=nonces[composed])
+    assert P.verify_inclusion(theirs, tree.root, account=composed)
+    assert rejected_for(theirs, tree.root, decomposed).reason == "account_mismatch"
+
+
+def rejected_for(proof: InclusionProof, root: LiabilitiesRoot, account: str) -> ProofInvalid:
+    with pytest.raises(ProofInvalid) as info:
+        P.verify_inclusion(proof, root, account=account)
+    assert not P.is_included(proof, root, account=account)
+    return info.value
+
+
+@pytest.mark.parametrize("where", ["balance", "sibling_sum", "version", "total", "position"])
+def test_an_int_too_long_to_print_is_a_proof_invalid(book: Book, where: str) -> None:
+    """``repr`` of an int over 4,300 digits raises ``ValueError``: the messages quoted
+    such fields (an ``InclusionProof`` built in code; JSON refuses them earlier)."""
+    proof, huge = book.proof(1), 10**5000
+    forged = {"balance": lambda: with_leaf(proof, balance_minor=huge),
+              "sibling_sum": lambda: with_step(proof, 0, sibling_sum_minor=huge),
+              "version": lambda: replace(proof, version=huge),
+              "total": lambda: replace(proof, root=replace(proof.root, total_minor=huge)),
+              "position": lambda: replace(proof, position=huge,
+                                          root=replace(proof.root, position=huge))}[where]()
+    rejected(forged, book.root.root_hash)
+    rejected(forged, book.root)
+
+
+@pytest.mark.parametrize("document", [b'{"version": 1, "asset": "\xff"}', '{"asset": "\ud800"}'])
+def test_a_document_that_is_not_unicode_is_malformed(book: Book, document: Any) -> None:
+    for decode in (P.proof_from_json, P.root_from_json):
+        with pytest.raises(ProofInvalid, match="malformed"):
+            decode(document)
+    assert rejected(document, book.root).reason == "malformed"
+
+
 @pytest.mark.parametrize("field,value,reasons", [
     ("total_minor", +1, {"total_mismatch"}),
     ("total_minor", -1, {"total_mismatch"}),

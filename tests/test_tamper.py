@@ -637,6 +637,29 @@ def test_cli_proofs_come_only_from_an_existing_verified_journal(
         assert "TAMPERED" in result.stderr and result.stdout == ""
 
 
+def test_cli_proof_verify_checks_whose_leaf_it_is(tmp_path: Path) -> None:
+    """``--account`` ties the proof to the customer; the OK line names the account, and
+    without ``--account`` a note says ownership was not checked. A root file nested
+    100,000 deep is a usage error, not a ``RecursionError`` traceback."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    build_journal(url)
+    root, mine = tmp_path / "root.json", tmp_path / "c000.json"
+    assert solvent_proof("publish", url, "--asset", "BTC", "--out", str(root)).returncode == 0
+    assert solvent_proof("inclusion", url, "--asset", "BTC", "--account", "c000",
+                         "--out", str(mine)).returncode == 0
+    checked = solvent_proof("verify", str(mine), "--root", str(root), "--account", "c000")
+    assert checked.returncode == 0 and "for account 'c000'" in checked.stdout, checked.stderr
+    assert "note:" not in checked.stderr
+    unchecked = solvent_proof("verify", str(mine), "--root", str(root))
+    assert unchecked.returncode == 0 and "--account" in unchecked.stderr
+    someone_else = solvent_proof("verify", str(mine), "--root", str(root), "--account", "c001")
+    assert someone_else.returncode == 1 and "account_mismatch" in someone_else.stderr
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    nested = solvent_proof("verify", str(mine), "--root", str(deep))
+    assert nested.returncode == 2 and "Traceback" not in nested.stderr, nested.stderr
+
+
 def test_records_reads_from_the_batch_it_needs_and_refuses_a_gap(
     persistent_url: str, raw: RawStore
 ) -> None:

@@ -149,22 +149,28 @@ def _cmd_proof_verify(args: argparse.Namespace) -> int:
                 if isinstance(data, dict):
                     data = data.get("liabilities", data)
                 root = root_from_json(msgspec.json.encode(data))
-            except (msgspec.DecodeError, ProofInvalid) as exc:
+            except (msgspec.DecodeError, ProofInvalid, RecursionError) as exc:  # nested deep
                 raise ValueError(f"{args.root} is neither a root hash nor a published "
                                  f"statement or root document ({exc})") from exc
     except ValueError as exc:
         print(f"solvent proof verify: {exc}", file=sys.stderr)
         return 2
     try:
-        verify_inclusion(document, root)
+        verify_inclusion(document, root, account=args.account)
     except ProofInvalid as exc:
         print(f"INVALID {args.proof}: {exc}", file=sys.stderr)
         return 1
     proof_doc = msgspec.json.decode(document)
     leaf = proof_doc["leaf"]
+    whose = leaf.get("account_id")
     print(f"OK {args.proof}: balance {leaf['balance_minor']} minor units of "
-          f"{proof_doc['asset']} is included in the total "
+          f"{proof_doc['asset']} for account {whose!r} is included in the total "
           f"{proof_doc['root']['total_minor']} at position {proof_doc['position']}")
+    if args.account is None:
+        print("note: pass --account YOUR_ID to check that the leaf is yours: a proof of "
+              "another customer's leaf with the same balance verifies too"
+              if whose is not None else "note: this proof names no account: it shows a leaf "
+              "is counted, not that it is yours", file=sys.stderr)
     return 0
 
 
@@ -205,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="verify an inclusion proof file against a published root, no ledger")
     verify_p.add_argument("proof", help="the inclusion proof JSON file")
     verify_p.add_argument("--root", help="the published root hash (hex) or statement file")
+    verify_p.add_argument("--account", help="your account id: the leaf must be yours")
     verify_p.set_defaults(func=_cmd_proof_verify)
 
     bench = sub.add_parser("bench", help="run the benchmarks")

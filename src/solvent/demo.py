@@ -317,8 +317,10 @@ def _custody_part(led: Ledger, clock: SimClock, path: str) -> int:
         _say(f"   root {root.root_hash}")
         with open(proof_file, encoding="utf-8") as fh:
             document = fh.read()
-        verify_inclusion(document, root.root_hash)  # no ledger: the file and the hash
-        _say(f"   {proof_file}: verified against the published root, from the file alone")
+        # no ledger: the file, the hash, and the customer's own id
+        verify_inclusion(document, root.root_hash, account=customer)
+        _say(f"   {proof_file}: verified against the published root, from the file alone, "
+             f"as {customer}'s own leaf")
         forged = document.replace('"balance_minor":', '"balance_minor":1', 1)
         try:
             verify_inclusion(forged, root.root_hash)

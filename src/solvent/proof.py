@@ -199,7 +199,8 @@ def proof_from_json(data: str | bytes) -> InclusionProof:
     """Decode a proof document; a malformed one is a :class:`ProofInvalid` (``malformed``)."""
     try:
         return _proof_decoder.decode(data)
-    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+    except (msgspec.DecodeError, UnicodeError) as exc:  # ValidationError is a DecodeError;
+        # bad UTF-8 in a str, or a lone surrogate, is a UnicodeError from msgspec
         raise ProofInvalid("malformed", f"not an inclusion proof document: {exc}") from None
 
 
@@ -211,7 +212,7 @@ def root_from_json(data: str | bytes) -> LiabilitiesRoot:
     """Decode a published root; a malformed one is a :class:`ProofInvalid` (``malformed``)."""
     try:
         return _root_decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeError) as exc:
         raise ProofInvalid("malformed", f"not a liabilities root document: {exc}") from None
 
 
@@ -601,7 +602,8 @@ def _is_int(value: object) -> bool:
     return type(value) is int
 
 
-def verify_inclusion(proof: InclusionProof | str | bytes, root: LiabilitiesRoot | str) -> bool:
+def verify_inclusion(proof: InclusionProof | str | bytes, root: LiabilitiesRoot | str, *,
+                     account: str | None = None) -> bool:
     """Check that ``proof`` shows its leaf counted in ``root``; True, or :class:`ProofInvalid`.
 
     ``proof`` is an :class:`InclusionProof` or its JSON document. ``root`` is the
@@ -616,7 +618,10 @@ def verify_inclusion(proof: InclusionProof | str | bytes, root: LiabilitiesRoot 
        sides give a leaf index below ``leaves``, and a sibling beyond the end of its
        level is the padding node ``(PAD_HASH, 0)``;
     5. hashing up the path gives a sum equal to ``total_minor`` and, with the
-       statement fields, the ``root_hash``.
+       statement fields, the ``root_hash``;
+    6. with ``account`` (the customer's own id, as the exchange knows it), the leaf
+       names exactly that account (``account_mismatch``): without it, a proof of
+       another customer's leaf of the same balance verifies too.
     """
     if isinstance(proof, str | bytes):
         proof = proof_from_json(proof)
@@ -630,14 +635,15 @@ def verify_inclusion(proof: InclusionProof | str | bytes, root: LiabilitiesRoot 
         for field in LiabilitiesRoot.__struct_fields__:
             if getattr(root, field) != getattr(claimed, field):
                 raise ProofInvalid("root_mismatch", f"the proof is for a root with {field} "
-                                   f"{getattr(claimed, field)!r}, not {getattr(root, field)!r}")
+                                   f"{shown_value(getattr(claimed, field))}, not "
+                                   f"{shown_value(getattr(root, field))}")
     elif isinstance(root, str):
         expected_hash = _hash_from_hex(root.strip().lower(), "the root hash")
     else:
         raise ProofInvalid("malformed", f"root must be a LiabilitiesRoot or its hex root hash, "
                            f"got {type(root).__name__}")
     if proof.version != FORMAT_VERSION:
-        raise ProofInvalid("malformed", f"unknown proof version {proof.version!r}")
+        raise ProofInvalid("malformed", f"unknown proof version {shown_value(proof.version)}")
     asset, position, leaves, total = (claimed.asset, claimed.position, claimed.leaves,
                                       claimed.total_minor)
     if not isinstance(asset, str) or not _is_int(position) or not _is_int(leaves) \
@@ -645,18 +651,20 @@ def verify_inclusion(proof: InclusionProof | str | bytes, root: LiabilitiesRoot 
         raise ProofInvalid("malformed", "the root's fields have the wrong types")
     if not 0 <= position <= MAX_POSITION or not 0 < leaves <= MAX_LEAVES \
             or not 0 <= total <= INT64_MAX:
-        raise ProofInvalid("malformed", f"the root's position {position}, leaves {leaves} or "
-                           f"total {total} is out of range")
+        raise ProofInvalid("malformed", f"the root's position {shown_value(position)}, leaves "
+                           f"{shown_value(leaves)} or total {shown_value(total)} is out of "
+                           "range")
     try:
         _id_bytes(asset, "the root's asset")
     except InvalidArgument as exc:
         raise ProofInvalid("malformed", str(exc)) from None
     if proof.asset != asset:
         raise ProofInvalid("asset_mismatch",
-                           f"the proof is for {proof.asset!r}, its root for {asset!r}")
+                           f"the proof is for {shown_value(proof.asset)}, its root for "
+                           f"{shown_value(asset)}")
     if proof.position != position:
-        raise ProofInvalid("position_mismatch", f"the proof is at position {proof.position!r}, "
-                           f"its root at {position}")
+        raise ProofInvalid("position_mismatch", f"the proof is at position "
+                           f"{shown_value(proof.position)}, its root at {position}")
     claimed_hash = _hash_from_hex(claimed.root_hash, "the root hash")
 
     # The leaf.
@@ -675,10 +683,16 @@ def verify_inclusion(proof: InclusionProof | str | bytes, root: LiabilitiesRoot 
         if recomputed != key:
             raise ProofInvalid("leaf_key_mismatch", f"account {leaf.account_id!r} with that "
                                f"nonce has leaf key {recomputed.hex()}, not {key.hex()}")
+    if account is not None and (leaf.account_id is None or leaf.account_id != account):
+        named = "names no account" if leaf.account_id is None else (
+            f"is the leaf of {shown_value(leaf.account_id)}")
+        raise ProofInvalid("account_mismatch", f"the proof {named}, not of "
+                           f"{shown_value(account)}")
     balance = leaf.balance_minor
     if not _is_int(balance) or not 0 <= balance <= INT64_MAX:
         raise ProofInvalid("balance_out_of_range",
-                           f"the leaf balance {balance!r:.40} is not an int in 0..INT64_MAX")
+                           f"the leaf balance {shown_value(balance)[:40]} is not an int in "
+                           "0..INT64_MAX")
 
     # The path's shape, before any hashing.
     path = proof.path
@@ -693,8 +707,8 @@ def verify_inclusion(proof: InclusionProof | str | bytes, root: LiabilitiesRoot 
         if step.side == "left":
             index |= 1 << d
         elif step.side != "right":
-            raise ProofInvalid("malformed", f"side {step.side!r:.20} is neither 'left' nor "
-                               f"'right'", step=d)
+            raise ProofInvalid("malformed", f"side {shown_value(step.side)[:20]} is neither "
+                               "'left' nor 'right'", step=d)
     if index >= leaves:
         raise ProofInvalid("path_shape", f"the path's sides give leaf index {index}, beyond "
                            f"the {leaves} leaves")
@@ -707,8 +721,9 @@ def verify_inclusion(proof: InclusionProof | str | bytes, root: LiabilitiesRoot 
     for d, step in enumerate(path):
         sibling_sum = step.sibling_sum_minor
         if not _is_int(sibling_sum) or not 0 <= sibling_sum <= INT64_MAX:
-            raise ProofInvalid("sibling_sum_out_of_range", f"sibling sum {sibling_sum!r:.40} "
-                               f"is not an int in 0..INT64_MAX", step=d)
+            raise ProofInvalid("sibling_sum_out_of_range", f"sibling sum "
+                               f"{shown_value(sibling_sum)[:40]} is not an int in 0..INT64_MAX",
+                               step=d)
         sibling = _hash_from_hex(step.sibling_hash, "a sibling hash", d)
         if i ^ 1 >= width and (sibling != PAD_HASH or sibling_sum != 0):
             raise ProofInvalid("path_shape", "the sibling beyond the end of its level is not "
@@ -736,10 +751,11 @@ def verify_inclusion(proof: InclusionProof | str | bytes, root: LiabilitiesRoot 
     return True
 
 
-def is_included(proof: InclusionProof | str | bytes, root: LiabilitiesRoot | str) -> bool:
+def is_included(proof: InclusionProof | str | bytes, root: LiabilitiesRoot | str, *,
+                account: str | None = None) -> bool:
     """:func:`verify_inclusion` as a bool: False instead of :class:`ProofInvalid`."""
     try:
-        return verify_inclusion(proof, root)
+        return verify_inclusion(proof, root, account=account)
     except ProofInvalid:
         return False
 
