@@ -822,6 +822,42 @@ def test_stale_halt_survives_a_rolled_back_batch(
     led.verify()
 
 
+class Abort(Exception):
+    """A later command of a batch failed."""
+
+
+def test_an_attestation_kept_from_a_rolled_back_batch_is_checked_again(
+    led: solvent.Ledger, live: Exchange, clock: Clock
+) -> None:
+    """A deposit is reorged away: the operator voids it and attests the wallet at its
+    book, clean inside the block. The block then fails, so the void rolls back while the
+    attestation (an outside fact) is kept. Its halt checks had run against the rolled-
+    back state: the shortfall it shows now was left unhalted, and withdrawals went on."""
+    led.detect_deposit("c000", "BTC", "0.5", wallet="btc-cold", ref="tx-reorg")
+    with contextlib.suppress(Abort), led.batch():
+        led.void_deposit("btc-cold", "tx-reorg")
+        attest_book(led, clock, "btc-cold")
+        assert not led.asset_status("BTC").halted  # clean as the block sees it
+        raise Abort
+    assert [d.ref for d in led.pending_deposits("c000")] == ["tx-reorg"]  # void rolled back
+    assert led.asset_status("BTC").causes == ["shortfall"]
+    rejects(led, solvent.AssetHalted, "asset_halted", lambda: request(led, ref="w-after"))
+    led.verify()
+
+
+def test_a_coverage_shortfall_kept_from_a_rolled_back_batch_halts(
+    led: solvent.Ledger, live: Exchange, clock: Clock
+) -> None:
+    led.set_custody_policy("BTC", min_coverage="1.5")
+    with contextlib.suppress(Abort), led.batch():
+        led.transfer("c000", "treasury", "BTC", "2", ref="t-1")  # customers owe less ...
+        led.transfer("c001", "treasury", "BTC", "2", ref="t-2")
+        attest_book(led, clock, "btc-cold")  # ... so coverage is fine inside the block
+        raise Abort
+    assert led.asset_status("BTC").causes == ["coverage"]
+    led.verify()
+
+
 # -- resume ------------------------------------------------------------------------------------
 
 

@@ -944,6 +944,13 @@ class Ledger(CustodyCommands, MarketCommands):
                 for k in ("position", "time_ns", "actor", "ref"):
                     fields.pop(k)
                 self._emit(type(rec), rec.actor, rec.ref, **fields)
+            for rec in rejections:  # a kept attestation's halt checks ran against the state
+                # rolled back: run them again on the state kept (a shortfall the block's
+                # commands hid is a halt now; a halt already kept is not made twice)
+                if isinstance(rec, r.Attested):
+                    a = self._state.asset_index[rec.asset]
+                    self._halt_if_needed(rec.actor, a, self._custody.reconcile(a, self._now()),
+                                         only_wallet=rec.wallet)
         finally:
             self._depth -= 1
         if self._depth == 0:
