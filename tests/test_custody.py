@@ -858,6 +858,28 @@ def test_a_coverage_shortfall_kept_from_a_rolled_back_batch_halts(
     led.verify()
 
 
+def test_attested_reserves_past_int64_are_refused_not_an_assertion(
+    core: str, clock: Clock
+) -> None:
+    """Two ETH wallets (18 decimals: int64 is 9.22 ETH in wei) hold 4 ETH each on the
+    books; one is observed at 5.3. The liability cap is the attested reserves, which the
+    core keeps within int64: the record failed to apply (``AssertionError``)."""
+    led = solvent.Ledger.open("memory:", core=core, clock=clock)
+    try:
+        led.register_asset("ETH", decimals=18)
+        led.open_account("c000")
+        for w in ("w1", "w2"):
+            led.open_wallet(w, asset="ETH")
+            led.deposit("c000", "ETH", "4", wallet=w, ref=f"d-{w}")
+        led.attest("w1", "4", as_of=clock_time(clock), source="node")
+        rejects(led, solvent.BalanceOverflow, "balance_overflow",  # and nothing changed
+                lambda: led.attest("w2", "5.3", as_of=clock_time(clock), source="node"), "int64")
+        led.attest("w2", "4", as_of=clock_time(clock), source="node")  # within int64: fine
+        led.verify()
+    finally:
+        led.close()
+
+
 # -- resume ------------------------------------------------------------------------------------
 
 

@@ -999,6 +999,13 @@ class CustodyCommands:
                 raise e.InvalidArgument(
                     f"attestation of {wallet!r} as of {as_of.isoformat()} is older than the "
                     "last one", wallet=wallet)
+            reserves = (self._custody.attested_reserves(a) or 0) + balance_minor - (
+                prior.balance_minor if prior is not None else 0)
+            if reserves > c.INT64_MAX:  # custody is kept within int64: so are reserves
+                raise e.BalanceOverflow(
+                    f"attesting {wallet!r} would put the attested reserves of {asset} at "
+                    f"{reserves} minor units, past int64 (its {self._state.asset_decimals[a]} "
+                    "decimals are too fine for its reserves)", asset=asset, wallet=wallet)
             with self._one_command():
                 self._emit(r.Attested, who, "", wallet=wallet, asset=asset,
                            balance_minor=balance_minor, as_of_ns=as_of_ns, source=source,
