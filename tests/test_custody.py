@@ -159,10 +159,12 @@ def test_confirm_needs_the_assets_confirmations(led: solvent.Ledger, live: Excha
                   lambda: led.confirm_deposit("btc-cold", "txid-in-1", confirmations=5),
                   "txid-in-1", "5", "6")
     assert exc.details["required"] == 6
-    for bad in (True, "6", 0):
-        rejects(led, solvent.NotEnoughConfirmations, "not_enough_confirmations",
+    rejects(led, solvent.NotEnoughConfirmations, "not_enough_confirmations",
+            lambda: led.confirm_deposit("btc-cold", "txid-in-1", confirmations=0))
+    for bad in (True, "6", 6.0, Decimal(6)):  # not a count: a wrong type, not too few
+        rejects(led, solvent.InvalidArgument, "invalid_argument",
                 lambda bad=bad: led.confirm_deposit("btc-cold", "txid-in-1",
-                                                    confirmations=bad))
+                                                    confirmations=bad), "confirmations")
     for bad in (10**9 + 1, 2**64, 10**30):  # 2**64 and up: past the journal's ints too
         rejects(led, solvent.InvalidArgument, "invalid_argument",
                 lambda bad=bad: led.confirm_deposit("btc-cold", "txid-in-1",
@@ -627,15 +629,16 @@ def test_attest_validates_its_input(led: solvent.Ledger, live: Exchange, clock: 
     rejects(led, solvent.UnknownWallet, "unknown_wallet", attest("eth-hot"), "eth-hot")
     for money in (7.0, 0.0):
         rejects(led, solvent.FloatAmount, "float_amount", attest(balance=money))
-    for bad in (False, "-1", "7.000000001", None):
+    for bad in (False, "-1", "7.000000001", None, "0.", ".0"):
         rejects(led, solvent.InvalidAmount, "invalid_amount", attest(balance=bad))
     rejects(led, solvent.InvalidArgument, "invalid_argument", attest(source=""))
     rejects(led, solvent.InvalidId, "invalid_id", attest(source="x" * 257))
     rejects(led, solvent.PermissionDenied, "permission_denied", attest(actor="audit"))
     rejects(led, solvent.PermissionDenied, "permission_denied", attest(actor="c000"))
     # a later (or equal) time is fine, and an empty wallet may be attested as 0 or "0"
+    # (or "0.00000000", as a statement prints it)
     led.open_wallet("krw-hot", asset="KRW")
-    for zero in (0, "0", Decimal(0)):
+    for zero in (0, "0", Decimal(0), "0.0", "0.00000000"):
         report = led.attest("krw-hot", zero, as_of=now, source="bank")
         assert report.wallets[1].observed_minor == 0
     led.attest("btc-cold", "7", as_of=now, source="node")

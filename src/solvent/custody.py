@@ -81,8 +81,10 @@ class Policy(msgspec.Struct, frozen=True):
 def _is_zero(value: object) -> bool:
     """``0``, ``"0"`` or a zero ``Decimal``, compared without an arithmetic signal (a
     signalling NaN is not zero; ``to_minor`` then refuses it)."""
-    if isinstance(value, str):
-        return value == "0"
+    if isinstance(value, str):  # "0", "0.00000000": as to_minor reads a str, in digits
+        whole, dot, frac = value.partition(".")
+        return whole.isascii() and whole.isdigit() and not whole.strip("0") and (
+            not dot or (frac.isascii() and frac.isdigit() and not frac.strip("0")))
     if isinstance(value, Decimal):
         return value.is_zero()
     return isinstance(value, int) and not isinstance(value, bool) and value == 0
@@ -767,6 +769,10 @@ class CustodyCommands:
         with self._lock:
             who = self._authorize(actor, "confirm_deposit")
             check_id(ref, "ref")
+            if confirmations is not None and (isinstance(confirmations, bool)
+                                              or not isinstance(confirmations, int)):
+                raise e.InvalidArgument(f"confirmations must be an int, got "
+                                        f"{type(confirmations).__name__}", ref=ref)
             self._account(wallet, "wallet")
             dep = self._custody.pending.get((wallet, ref))
             if dep is None:
