@@ -143,8 +143,8 @@ class LedgerState:
                 f"position {rec.position} follows position {self.position}",
                 position=rec.position,
             )
-        if rec.time_ns < self.last_time_ns or rec.time_ns < 0:  # the ledger's times never
-            # go back (Ledger._now)
+        if rec.time_ns < self.last_time_ns:  # the ledger's times never go back (Ledger._now;
+            # last_time_ns starts at 0, so a time before 1970 is refused too)
             raise self._refuse(rec, f"is dated {rec.time_ns}, before the record before it "
                                     f"({self.last_time_ns})")
         if rec.actor not in self.actors:  # every command's actor was authorized
