@@ -574,6 +574,7 @@ class CustodyCommands:
         _lock: Any
         _trees: dict[str, proof.LiabilitiesTree]
         _leaf_key_cache: list[bytes]
+        _depth: int
 
         def _state_at(self, position: int) -> LedgerState: ...
 
@@ -1103,9 +1104,15 @@ class CustodyCommands:
     # -- proof of liabilities ---------------------------------------------------------------
 
     def _proof_key(self) -> bytes:
-        """The ledger's proof key, created (and journaled) on first use."""
+        """The ledger's proof key, created (and journaled, in its own commit) on first
+        use; not inside ``batch()``, whose rollback would drop a key whose nonces were
+        already handed out."""
         key = self._custody.proof_key
         if key is None:
+            if self._depth:
+                raise e.InvalidState("the first proof of a ledger creates and journals its "
+                                     "proof key in a commit of its own: ask for it outside "
+                                     "batch()")
             self._emit(r.ProofKeyCreated, self._authorize(None, "create_proof_key"), "",
                        key=os.urandom(32))
             key = self._custody.proof_key
@@ -1127,12 +1134,13 @@ class CustodyCommands:
         builder, ``compiled`` (default when built) or ``python``; both give one tree."""
         with self._lock:
             state = self._state if at is None else self._state_at(at)
-            return self._tree_at(state, asset, implementation)
+            return self._tree_at(state, asset, at, implementation)
 
-    def _tree_at(self, state: LedgerState, asset: str,
+    def _tree_at(self, state: LedgerState, asset: str, at: int | None,
                  implementation: str | None = None) -> proof.LiabilitiesTree:
-        """``liabilities_tree`` at ``state`` (the live state or one rebuilt for a past
-        position). The proof key is made (and journaled) only once the call is valid."""
+        """``liabilities_tree`` at ``state``: the live state (``at`` None: now), or the
+        state at position ``at`` (rebuilt, or the live one when ``at`` is the latest).
+        The proof key is made (and journaled) only once the call is valid."""
         a = state.asset_index.get(asset) if isinstance(asset, str) else None
         if a is None:
             self._asset(asset)  # raises the typed error
@@ -1140,18 +1148,23 @@ class CustodyCommands:
                                  asset=asset)
         proof.resolve_implementation(implementation)  # a bad one is refused here
         cached = self._trees.get(asset)
-        if cached is not None and cached.position == state.position and (
+        if cached is not None and cached.position == state.position and at in (
+            None, state.position) and (
             implementation is None
         ):
             return cached
+        # asked for a position, the tree is of that position, even where ``state`` is the
+        # live one and making the key (a record that moves no balance) moves it on; asked
+        # for now, it is of now, the key's record included
         key = self._proof_key()
+        position = state.position if at is None else at
         core = state.core
         names = state.account_names
         with proof.gc_paused():  # a leaf tuple per customer: no cycles, millions of them
             customers = [i for i in range(len(names)) if core.kind(i) == c.KIND_CUSTOMER]
             keys = self._leaf_keys(key, names, customers)
             balances = [core.available(i, a) + core.held(i, a) for i in customers]
-            tree = proof.build_tree(asset, state.position,
+            tree = proof.build_tree(asset, position,
                                     list(zip(keys, balances, strict=True)),
                                     implementation=implementation)
         self._trees[asset] = tree
@@ -1185,7 +1198,7 @@ class CustodyCommands:
                 raise e.UnknownAccount(
                     f"{account!r} is not a customer account at position {state.position}",
                     account=account)
-            tree = self._tree_at(state, asset)
+            tree = self._tree_at(state, asset, at)
             nonce = proof.account_nonce(self._proof_key(), account)
             leaf = proof.leaf_key(account, nonce)
             assert leaf in tree, (account, tree.position)  # every customer is a leaf
@@ -1197,7 +1210,7 @@ class CustodyCommands:
         the attested reserves of the asset's custody wallets."""
         with self._lock:
             state = self._state if at is None else self._state_at(at)
-            root = self._tree_at(state, asset).root
+            root = self._tree_at(state, asset, at).root
             cust = state.custody
             a = state.asset_index[asset]
             wallets = []
