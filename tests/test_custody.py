@@ -177,6 +177,8 @@ def test_voided_deposit_is_gone_and_never_credited(led: solvent.Ledger, live: Ex
     start = led.position
     before = led.balance_minor("c000", "BTC")
     led.detect_deposit("c000", "BTC", "0.5", wallet="btc-cold", ref="txid-reorg")
+    rejects(led, solvent.InvalidArgument, "invalid_argument",  # the journal says why
+            lambda: led.void_deposit("btc-cold", "txid-reorg", reason=""), "reason")
     led.void_deposit("btc-cold", "txid-reorg", reason="reorg at height 880000")
     rec = new_records(led, led.position - 1)[0]
     assert isinstance(rec, r.DepositVoided)

@@ -809,6 +809,8 @@ class CustodyCommands:
             who = self._authorize(actor, "void_deposit")
             check_id(ref, "ref")
             check_text(reason, "reason")
+            if not reason:  # as a failed withdrawal: the journal says why money never came
+                raise e.InvalidArgument("a voided deposit needs a reason", ref=ref)
             self._account(wallet, "wallet")
             dep = self._custody.pending.get((wallet, ref))
             if dep is None:
