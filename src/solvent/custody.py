@@ -1150,8 +1150,7 @@ class CustodyCommands:
                                  asset=asset)
         proof.resolve_implementation(implementation)  # a bad one is refused here
         cached = self._trees.get(asset)
-        if cached is not None and cached.position == state.position and at in (
-            None, state.position) and (
+        if cached is not None and cached.position == state.position and (
             implementation is None
         ):
             return cached
