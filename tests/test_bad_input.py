@@ -450,7 +450,9 @@ def test_bad_open_arguments(kwargs: dict[str, Any], message: str) -> None:
 
 
 BAD_READINGS = [1_771_000_000.5, -1, 2**63, True, "1771000000000000000",
-                Decimal("1771000000000000000"), None]
+                Decimal("1771000000000000000"), None,
+                # a clock that raises: an NTP source gone, an interrupt
+                RuntimeError("clock source unavailable"), KeyboardInterrupt()]
 
 
 @pytest.mark.parametrize("reading", BAD_READINGS, ids=repr)
@@ -460,7 +462,20 @@ def test_a_clock_reading_that_is_not_int_nanoseconds_is_refused_and_changes_noth
     """``Ledger.open(clock=time.time)`` (a float) used to be journaled, and the journal
     then did not decode: the ledger could not be opened again. Now every reading is
     checked before a record is made, on the path that journals a change it already
-    made (an order) as on the one that journals first (a transfer)."""
+    made (an order) as on the one that journals first (a transfer). A clock that raises
+    used to leave the change made and unjournaled: a transfer applied in memory only
+    (its ref then applied again on retry), an order resting with no record; the clock's
+    exception now goes out with nothing changed."""
+    if isinstance(reading, BaseException):
+        expected: tuple[type[BaseException], str | None] = (type(reading), str(reading) or None)
+    else:
+        expected = (solvent.InvalidArgument, "clock returned")
+
+    def read() -> object:
+        if isinstance(reading, BaseException):
+            raise reading
+        return reading
+
     good = Clock()
     readings: list[Callable[[], object]] = [good]
     led = solvent.Ledger.open(store_url, core=core, clock=lambda: readings[-1]())
@@ -476,12 +491,12 @@ def test_a_clock_reading_that_is_not_int_nanoseconds_is_refused_and_changes_noth
             lambda: led.cancel_order(order.order_id),
             lambda: led.freeze_account("c002", reason="check"),
         ]
-        readings.append(lambda: reading)
+        readings.append(read)
         for command in commands:
-            with pytest.raises(solvent.InvalidArgument, match="clock returned"):
+            with pytest.raises(expected[0], match=expected[1]):
                 command()
             assert observe(led) == before
-            with pytest.raises(solvent.InvalidArgument, match="clock returned"), led.batch():
+            with pytest.raises(expected[0], match=expected[1]), led.batch():
                 led.open_account("inside")
             assert observe(led) == before
         readings.pop()

@@ -860,7 +860,8 @@ class Ledger(CustodyCommands, MarketCommands):
         state = self._state
         try:
             now = self._now()
-        except e.InvalidArgument:  # the change is made but cannot be journaled: undo it
+        except BaseException:  # a bad reading, or a clock that raised (an interrupt too):
+            # the change is made but cannot be journaled, so undo it before it is seen
             self._abort(len(self._pending))
             raise
         rec = cls(position=state.position + 1, time_ns=now, actor=actor, ref=ref, **fields)
