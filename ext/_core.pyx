@@ -880,6 +880,8 @@ cdef class BalanceTable:
         cdef list recs = records
         cdef Py_ssize_t i, n = len(recs)
         cdef object rec, ref, memo, d_obj, c_obj, a_obj, p_obj, t_obj, am_obj, ahead, ahead_ref
+        cdef object actor, role
+        cdef bint customer = False
         cdef int64_t pos, last, p, t, d, cr, a, am = 0
         cdef int overflow = 0
         cdef Py_ssize_t ref_len = 0, memo_len = 0, slot = 0
@@ -917,8 +919,14 @@ cdef class BalanceTable:
             t = PyLong_AsLongLongAndOverflow(t_obj, &overflow)
             if overflow or t < last:  # dated before the record before it
                 return i, pos, last
-            if actors is not None and _slot(rec, off[F_ACTOR]) not in actors:
-                return i, pos, last
+            if actors is not None:  # ``_may_transfer`` (the twin): the actor's role
+                actor = _slot(rec, off[F_ACTOR])
+                role = actors.get(actor)
+                if role is None:
+                    return i, pos, last
+                customer = role != "operator" and role != "system"
+                if customer and (role != "customer" or actor != _slot(rec, off[F_FROM])):
+                    return i, pos, last
             ref = _slot(rec, off[F_REF])
             memo = _slot(rec, off[F_MEMO])
             if type(ref) is not str or type(memo) is not str:
@@ -952,6 +960,8 @@ cdef class BalanceTable:
             d = _arg_index(d_obj)
             cr = _arg_index(c_obj)
             a = _arg_index(a_obj)
+            if customer and (d < 0 or d >= self._n_accounts or self._kinds[d] != KIND_CUSTOMER):
+                return i, pos, last
             if self._check_pair(d, cr, a, am) != OK or self._post(d, cr, a, am, False) != OK:
                 return i, pos, last
             refs._put(slot, h, rp, ref_len, mp, memo_len, d, cr, a, am, p)

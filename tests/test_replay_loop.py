@@ -27,7 +27,12 @@ from solvent.state import LedgerState
 
 REFS = {Twin: TwinRefs, Compiled: CompiledRefs}
 
-NAMES = ["w", "a", "b", "c", "ghost"]  # "w" is a wallet, "ghost" is not registered
+NAMES = ["w", "a", "b", "c", "co", "ghost"]  # "w" is a wallet, "co" a company account,
+# "ghost" is not registered
+# the actors' roles: a customer may transfer from its own customer account only ("co" is
+# a customer actor named like a company account), an auditor never; "ghost" is none
+ACTORS = {"system": "system", "ops": "operator", "a": "customer", "b": "customer",
+          "co": "customer", "aud": "auditor"}
 
 
 def _setup(cls: Any) -> tuple[Any, dict[str, int], dict[str, int], set[int]]:
@@ -35,8 +40,8 @@ def _setup(cls: Any) -> tuple[Any, dict[str, int], dict[str, int], set[int]]:
     t.add_asset()
     w = t.add_account(c.KIND_WALLET, 0)
     accounts = {"w": w}
-    for name in ("a", "b", "c"):
-        accounts[name] = t.add_account(c.KIND_CUSTOMER)
+    for name in ("a", "b", "c", "co"):
+        accounts[name] = t.add_account(c.KIND_COMPANY if name == "co" else c.KIND_CUSTOMER)
         assert t.post(w, accounts[name], 0, 1_000) == c.OK
     return t, accounts, {"BTC": 0}, {w}
 
@@ -45,8 +50,8 @@ def _setup(cls: Any) -> tuple[Any, dict[str, int], dict[str, int], set[int]]:
 # text past the limit, a non-str
 LONG = "x" * (MAX_REF_TEXT_BYTES + 1)
 record = st.builds(
-    lambda frm, to, asset, amount, ref, memo, dpos, dt: (frm, to, asset, amount, ref, memo,
-                                                         dpos, dt),
+    lambda frm, to, asset, amount, ref, memo, dpos, dt, actor: (
+        frm, to, asset, amount, ref, memo, dpos, dt, actor),
     st.sampled_from(NAMES),
     st.sampled_from(NAMES),
     st.sampled_from(["BTC", "BTC", "BTC", "ETH"]),
@@ -55,28 +60,30 @@ record = st.builds(
     st.sampled_from(["", "", "m", "é ✓", "\udfff", LONG, None]),
     st.sampled_from([1, 1, 1, 1, 0, 2]),
     st.integers(-5, 5),
+    st.sampled_from(["system", "system", "system", "ops", "a", "b", "co", "aud", "ghost"]),
 )
 
 
 def _records(spec: list[tuple[Any, ...]]) -> list[r.Transferred | r.AccountFrozen]:
     out: list[r.Transferred | r.AccountFrozen] = []
     pos, t = 0, 1_000
-    for frm, to, asset, amount, ref, memo, dpos, dt in spec:
+    for frm, to, asset, amount, ref, memo, dpos, dt, actor in spec:
         pos += dpos
         t += dt
         if ref == "r6":  # another record kind stops the loop
             out.append(r.AccountFrozen(position=pos, time_ns=t, actor="system", account="a",
                                        reason="x"))
             continue
-        out.append(r.Transferred(position=pos, time_ns=t, actor="system", ref=ref, from_account=frm,
+        out.append(r.Transferred(position=pos, time_ns=t, actor=actor, ref=ref, from_account=frm,
                                  to_account=to, asset=asset, amount_minor=amount, memo=memo))
     return out
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(record, max_size=12), st.integers(0, 3), st.sampled_from([2, 3, 100]))
+@given(st.lists(record, max_size=12), st.integers(0, 3), st.sampled_from([2, 3, 100]),
+       st.booleans())
 def test_compiled_replay_loop_matches_twin(
-    spec: list[tuple[Any, ...]], start: int, max_refs: int
+    spec: list[tuple[Any, ...]], start: int, max_refs: int, check_actors: bool
 ) -> None:
     recs = _records(spec)
     start = min(start, len(recs))
@@ -85,7 +92,7 @@ def test_compiled_replay_loop_matches_twin(
         table, accounts, assets, wallets = _setup(cls)
         refs = REFS[cls](max_refs=max_refs)
         out = table.replay_transfers(recs, start, r.Transferred, accounts, assets, wallets,
-                                     refs, 0, 999)
+                                     refs, 0, 999, ACTORS if check_actors else None)
         table.check_invariants()
         results.append((tuple(out), table.export_state(), refs.export()))
     assert results[0] == results[1]
@@ -130,6 +137,31 @@ def test_replay_loop_stops_at_a_time_going_back_or_an_actor_never_registered() -
                                          refs, 0, 0, {"system": "system"})
             assert out == (stop, stop, 5), (cls, recs, out)
             assert len(refs.export()) == stop
+
+
+@pytest.mark.parametrize("cls", [Twin, Compiled])
+@pytest.mark.parametrize(("actor", "frm", "applies"), [
+    ("system", "a", True), ("ops", "a", True), ("ops", "co", True),
+    ("a", "a", True),  # a customer from its own account
+    ("a", "b", False),  # ... from another customer's
+    ("co", "co", False),  # a customer actor named like a company account
+    ("aud", "a", False), ("ghost", "a", False),
+])
+def test_replay_loop_stops_at_a_transfer_its_actor_could_not_have_made(
+    cls: Any, actor: str, frm: str, applies: bool
+) -> None:
+    """``Ledger._authorize``'s rule for a transfer, in the loop: the record it cannot
+    apply is left to the slow path, which calls it tampering."""
+    table, accounts, assets, wallets = _setup(cls)
+    refs = REFS[cls]()
+    recs = [r.Transferred(position=1, time_ns=5, actor=actor, ref="t1", from_account=frm,
+                          to_account="c", asset="BTC", amount_minor=1)]
+    before = table.export_state()
+    out = table.replay_transfers(recs, 0, r.Transferred, accounts, assets, wallets, refs, 0, 0,
+                                 ACTORS)
+    assert out == ((1, 1, 5) if applies else (0, 0, 0))
+    if not applies:
+        assert table.export_state() == before and not refs.export()
 
 
 @pytest.mark.parametrize("core", ["compiled", "python"])

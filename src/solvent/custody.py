@@ -357,6 +357,8 @@ class CustodyState:
 
     def _on_approved(self, rec: r.WithdrawalApproved) -> None:
         wd = self._withdrawal(rec, "pending_approval")
+        if rec.actor == wd.requested_by:  # approve_withdrawal: a second operator
+            raise self._fail(rec, f"is approved by {rec.actor!r}, who requested it")
         wd.status = "approved"
         wd.approved_by = rec.actor
 
@@ -416,6 +418,8 @@ class CustodyState:
         self.live_until.pop(a, None)
         if self.resume_requests.get(a, ("", ""))[0] != rec.requested_by:
             raise self._fail(rec, "resumes without the matching request")
+        if rec.actor == rec.requested_by:  # approve_resume: a second operator
+            raise self._fail(rec, f"is approved by {rec.actor!r}, who requested it")
         self.halts.pop(a, None)
         del self.resume_requests[a]
 

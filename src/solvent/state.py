@@ -31,6 +31,23 @@ ROLES = ("customer", "operator", "auditor", "system")
 ACCOUNT_KINDS = {"customer": c.KIND_CUSTOMER, "company": c.KIND_COMPANY}
 BUILTIN_ACTORS = {"system": "system"}
 
+# ``Ledger._authorize`` and ``_operator``, checked again on replay: operators and the
+# system may make any record but these three, which only an operator makes (and, for
+# the two approvals, not the one who asked: custody.py checks that)...
+OPERATOR_RECORDS: frozenset[type] = frozenset(
+    {r.WithdrawalApproved, r.ResumeRequested, r.AssetResumed}
+)
+# ...a customer makes only these, each spending from its own customer account (the
+# field named here; ``OrdersSubmitted`` names the account by number, ``owner``), plus
+# the stale-attestation halt its own order or withdrawal can trip; an auditor none.
+CUSTOMER_RECORDS: dict[type, str] = {
+    r.Transferred: "from_account",
+    r.WithdrawalRequested: "account",
+    r.OrderPlaced: "account",
+    r.OrderCancelled: "account",
+    r.OrderAmended: "account",
+}
+
 
 def bulk_content_digest(cols: tuple[bytes, bytes, bytes, bytes]) -> bytes:
     h = hashlib.sha256()
@@ -149,6 +166,7 @@ class LedgerState:
                                     f"({self.last_time_ns})")
         if rec.actor not in self.actors:  # every command's actor was authorized
             raise self._refuse(rec, f"names the actor {rec.actor!r}, never registered")
+        self._check_role(rec)
         try:
             self._apply[type(rec)](rec)
         except (KeyError, IndexError, ValueError, OverflowError) as e:
@@ -174,6 +192,33 @@ class LedgerState:
             if i < n:
                 self.apply(records[i])
                 i += 1
+
+    def _check_role(self, rec: r.Record) -> None:
+        """Refuse a record its actor's role could not have made (``Ledger._authorize``)."""
+        role = self.actors[rec.actor]
+        kind = type(rec)
+        if kind in OPERATOR_RECORDS:
+            if role == "operator":
+                return
+        elif role in ("operator", "system"):
+            return
+        elif role == "customer" and self._is_customer(rec.actor):
+            if kind is r.OrdersSubmitted:
+                own = rec.owner == self.account_index[rec.actor]  # type: ignore[attr-defined]
+            elif kind is r.AssetHalted:
+                own = rec.cause == "stale"  # type: ignore[attr-defined]
+            else:
+                field = CUSTOMER_RECORDS.get(kind)
+                own = field is not None and getattr(rec, field) == rec.actor
+            if own:
+                return
+        raise self._refuse(rec, f"was made by {rec.actor!r} ({role}), whose role may not "
+                                "make it")
+
+    def _is_customer(self, actor: str) -> bool:
+        """``actor`` names a customer account (a customer actor acts for that account)."""
+        number = self.account_index.get(actor)
+        return number is not None and self.core.kind(number) == c.KIND_CUSTOMER
 
     def _refuse(self, rec: r.Record, why: str) -> TamperDetected:
         return TamperDetected(

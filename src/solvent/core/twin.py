@@ -38,6 +38,14 @@ from solvent.core.refs import TransferRefs
 StateDump = dict[str, Any]
 
 
+def _may_transfer(role: str | None, actor: str, debit_name: str, debit_kind: int) -> bool:
+    """Could ``actor`` (of ``role``) have made a transfer from ``debit_name``?
+    ``Ledger._authorize``'s rule for ``transfer``, checked again on replay."""
+    if role == "operator" or role == "system":
+        return True
+    return role == "customer" and actor == debit_name and debit_kind == c.KIND_CUSTOMER
+
+
 class BalanceTable:
     """Balances of every account in every asset, with checked operations."""
 
@@ -314,7 +322,9 @@ class BalanceTable:
 
         A record is applied here only when it fits exactly: it is of type
         ``transferred``, its ``position`` is ``position + 1``, its ``time_ns`` is not
-        before ``last_time_ns``, its actor is in ``actors`` (unless None), its ``ref`` and
+        before ``last_time_ns``, its actor is in ``actors`` (unless None) with a role that
+        may make it (an operator or the system; a customer only from its own customer
+        account: ``Ledger._authorize``), its ``ref`` and
         ``memo`` are str and ``refs`` (a ``TransferRefs``) has room for them (a new
         ref, texts within ``MAX_REF_TEXT_BYTES``, fewer than ``max_refs``
         entries), its accounts and asset are registered, neither account is a
@@ -349,7 +359,8 @@ class BalanceTable:
                 or type(rec.amount_minor) is not int
                 or type(rec.time_ns) is not int
                 or rec.time_ns < last_time_ns
-                or (actors is not None and rec.actor not in actors)
+                or (actors is not None and not _may_transfer(
+                    actors.get(rec.actor), rec.actor, rec.from_account, self._kinds[debit]))
                 or self.post(debit, credit, a, rec.amount_minor) != c.OK
             ):
                 return i, position, last_time_ns

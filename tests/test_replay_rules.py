@@ -1,0 +1,355 @@
+"""Replay refuses a record the live path could not have made, hash chain or not.
+
+A forger with the code can append a batch whose hash chain is correct; what stops a
+forged record then is replay (``LedgerState.apply``), which must hold every record to
+the rules its command was held to. Here: who may make which record
+(``Ledger._authorize``: operators and the system anything but the three an operator
+makes; a customer only transfers, withdrawals and orders from its own customer
+account, and the stale-attestation halt those can trip; an auditor nothing) and the
+second operator of an approval.
+
+Each case builds one journal on a SQLite file, appends one chain-valid forged batch
+(as ``tests/test_tamper.py`` does) and requires ``TamperDetected`` at the forged
+position from both detectors: ``verify_store`` and ``Ledger.open(...).verify()``.
+Records that the live path makes are taken from a live run on a copy of the
+journal and only their actor (or one field) changed, so the actor is all that is
+wrong with them; the controls show the same records verify with an actor allowed to
+make them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+import solvent
+from conftest import Clock, clock_time
+from solvent import records as r
+from solvent.journal import StoredBatch
+from solvent.ledger import verify_store
+from solvent.store import JournalStore
+
+BTC = 10**8
+LATER_NS = 10**9  # the forged records' clock starts a second after the base journal's
+
+
+def url_of(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def build_base(path: Path) -> dict[str, Any]:
+    """Customers alice and bob (actors too), operators op1 and op2, an auditor, a
+    company account, BTC/KRW/ETH with attested wallets, a market with bob's order, a
+    withdrawal of bob's waiting for a second operator, a pending deposit, and ETH
+    halted by a shortfall with op1's resume request waiting."""
+    clock = Clock()
+    led = solvent.Ledger.open(url_of(path), clock=clock, snapshot_every=10**9)
+    with led.batch():
+        for name, role in (("alice", "customer"), ("bob", "customer"), ("op1", "operator"),
+                           ("op2", "operator"), ("aud", "auditor")):
+            led.register_actor(name, role)
+        led.register_asset("BTC", decimals=8)
+        led.register_asset("KRW", decimals=0)
+        led.register_asset("ETH", decimals=8)
+        led.open_account("alice")
+        led.open_account("bob")
+        led.open_account("treasury", kind="company")
+        led.open_wallet("btc-hot", asset="BTC")
+        led.open_wallet("krw-bank", asset="KRW")
+        led.open_wallet("eth-hot", asset="ETH")
+    led.deposit("alice", "BTC", "10", wallet="btc-hot", ref="d1")
+    led.deposit("bob", "BTC", "10", wallet="btc-hot", ref="d2")
+    led.deposit("alice", "KRW", 10**9, wallet="krw-bank", ref="d3")
+    led.deposit("bob", "KRW", 10**9, wallet="krw-bank", ref="d4")
+    led.deposit("treasury", "BTC", "5", wallet="btc-hot", ref="d5")
+    led.deposit("alice", "ETH", "1", wallet="eth-hot", ref="d6")
+    led.attest("btc-hot", "25", as_of=clock_time(clock), source="node")
+    led.attest("krw-bank", 2 * 10**9, as_of=clock_time(clock), source="bank")
+    led.list_market("BTC-KRW", base="BTC", quote="KRW", tick_size="1000", lot_size="0.001")
+    order = led.place_order("bob", "BTC-KRW", "sell", qty="1", price="100000000", actor="bob")
+    wd = led.request_withdrawal("bob", "BTC", "1", wallet="btc-hot", address="bc1qbob",
+                                ref="w1", actor="op1")  # above the threshold (0): pending
+    led.detect_deposit("alice", "BTC", "2", wallet="btc-hot", ref="pend-1")
+    led.attest("eth-hot", "0.5", as_of=clock_time(clock), source="node")  # a shortfall
+    assert led.asset_status("ETH").halted
+    led.resume_asset("ETH", reason="recounted", actor="op1")
+    info = {"position": led.position, "order": order.order_id, "wd": wd,
+            "bob_no": led.account_index("bob"), "alice_no": led.account_index("alice"),
+            "btc_no": led.asset_index("BTC"), "clock_ns": clock.now_ns}
+    led.verify()
+    led.close()
+    return info
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    path = tmp_path_factory.mktemp("replay-rules") / "base.db"
+    return path, build_base(path)
+
+
+def copy_of(base: tuple[Path, dict[str, Any]], dst: Path) -> Path:
+    src = base[0]
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{src}{suffix}").exists():
+            shutil.copy(f"{src}{suffix}", f"{dst}{suffix}")
+    return dst
+
+
+def append_forged(path: Path, records: list[Any]) -> None:
+    """Append ``records`` as one batch with a correct hash chain."""
+    store = JournalStore(url_of(path))
+    try:
+        head, last = bytes(32), None
+        for last in store.read():
+            head = last.digest
+        assert last is not None
+        version = last.originator_version + 1
+        payload = r.encoder.encode(
+            r.Batch(version=version, first_position=records[0].position, records=records))
+        store.append(StoredBatch.seal(version, head, payload))
+    finally:
+        store.close()
+
+
+def live_records(base: tuple[Path, dict[str, Any]], tmp_path: Path,
+                 action: Callable[[solvent.Ledger], object]) -> list[Any]:
+    """The records ``action`` journals when run live on a copy of the base journal."""
+    path = copy_of(base, tmp_path / "live.db")
+    clock = Clock(start_ns=base[1]["clock_ns"] + LATER_NS)
+    with solvent.Ledger.open(url_of(path), clock=clock, snapshot_every=10**9) as led:
+        action(led)
+        return list(led.records(after_position=base[1]["position"]))
+
+
+def replace(records: list[Any], **fields: Any) -> list[Any]:
+    return [msgspec.structs.replace(rec, **fields) for rec in records]
+
+
+def verify_both(path: Path, core: str) -> None:
+    """Both detectors: the full replay of ``verify_store``, and open + verify."""
+    store = JournalStore(url_of(path), readonly=True)
+    try:
+        verify_store(store, core)
+    finally:
+        store.close()
+    with solvent.Ledger.open(url_of(path), core=core) as led:
+        led.verify()
+
+
+def header(info: dict[str, Any], actor: str, offset: int = 1) -> dict[str, Any]:
+    return {"position": info["position"] + offset, "time_ns": info["clock_ns"] + LATER_NS,
+            "actor": actor}
+
+
+# (case id, the forged records: a function of (info, live), the message's words)
+# ``live(action)`` runs ``action`` live as an allowed actor and returns its records.
+Case = tuple[str, Callable[[dict[str, Any], Any], list[Any]], str]
+
+CASES: list[Case] = [
+    ("customer registers an actor",
+     lambda i, live: [r.ActorRegistered(**header(i, "alice"), ref="", name="mallory",
+                                        role="system")], "(customer)"),
+    ("auditor registers an actor",
+     lambda i, live: [r.ActorRegistered(**header(i, "aud"), ref="", name="mallory",
+                                        role="operator")], "(auditor)"),
+    ("customer registers an asset",
+     lambda i, live: [r.AssetRegistered(**header(i, "alice"), ref="", asset="DOGE",
+                                        decimals=8)], "(customer)"),
+    ("customer opens a company account",
+     lambda i, live: [r.AccountOpened(**header(i, "alice"), ref="", account="x",
+                                      account_kind="company")], "(customer)"),
+    ("customer opens a wallet",
+     lambda i, live: [r.WalletOpened(**header(i, "alice"), ref="", wallet="w2",
+                                     asset="BTC")], "(customer)"),
+    ("customer credits itself a deposit",
+     lambda i, live: replace(live(lambda led: led.deposit(
+         "alice", "BTC", "1000", wallet="btc-hot", ref="fake")), actor="alice"),
+     "(customer)"),
+    ("customer transfers from another customer",
+     lambda i, live: replace(live(lambda led: led.transfer(
+         "bob", "alice", "BTC", "5", ref="steal")), actor="alice"), "(customer)"),
+    ("customer transfers from a company account",
+     lambda i, live: replace(live(lambda led: led.transfer(
+         "treasury", "alice", "BTC", "1", ref="steal")), actor="alice"), "(customer)"),
+    ("auditor transfers",
+     lambda i, live: replace(live(lambda led: led.transfer(
+         "bob", "alice", "BTC", "0.00000001", ref="steal")), actor="aud"), "(auditor)"),
+    ("customer posts a bulk transfer",
+     lambda i, live: replace(live(lambda led: led.transfer_many(
+         [i["bob_no"]], [i["alice_no"]], [i["btc_no"]], [BTC], ref="b-1")), actor="alice"),
+     "(customer)"),
+    ("customer freezes another account",
+     lambda i, live: replace(live(lambda led: led.freeze_account("bob", reason="x")),
+                             actor="alice"), "(customer)"),
+    ("customer sets a custody policy",
+     lambda i, live: replace(live(lambda led: led.set_custody_policy(
+         "BTC", tolerance="1000")), actor="alice"), "(customer)"),
+    ("customer detects a deposit",
+     lambda i, live: replace(live(lambda led: led.detect_deposit(
+         "alice", "BTC", "1", wallet="btc-hot", ref="pend-2")), actor="alice"),
+     "(customer)"),
+    ("customer confirms its own deposit",
+     lambda i, live: replace(live(lambda led: led.confirm_deposit("btc-hot", "pend-1")),
+                             actor="alice"), "(customer)"),
+    ("customer voids a deposit",
+     lambda i, live: replace(live(lambda led: led.void_deposit(
+         "btc-hot", "pend-1", reason="x")), actor="alice"), "(customer)"),
+    ("customer withdraws from another customer",
+     lambda i, live: replace(live(lambda led: led.request_withdrawal(
+         "bob", "BTC", "1", wallet="btc-hot", address="evil", ref="w-2")), actor="alice"),
+     "(customer)"),
+    ("requester approves its own withdrawal",
+     lambda i, live: replace(live(lambda led: led.approve_withdrawal(
+         i["wd"], actor="op2")), actor="op1"), "who requested it"),
+    ("system approves a withdrawal",
+     lambda i, live: replace(live(lambda led: led.approve_withdrawal(
+         i["wd"], actor="op2")), actor="system"), "(system)"),
+    ("customer approves its own withdrawal",
+     lambda i, live: replace(live(lambda led: led.approve_withdrawal(
+         i["wd"], actor="op2")), actor="bob"), "(customer)"),
+    ("customer fails a withdrawal",
+     lambda i, live: replace(live(lambda led: led.fail_withdrawal(
+         i["wd"], reason="x")), actor="bob"), "(customer)"),
+    ("customer attests",
+     lambda i, live: replace(live(lambda led: led.attest(
+         "btc-hot", "25", as_of=clock_time(Clock(i["clock_ns"])), source="me")),
+         actor="alice"), "(customer)"),
+    ("system asks for a resume",
+     lambda i, live: [r.ResumeRequested(**header(i, "system"), ref="", asset="ETH",
+                                        reason="x")], "(system)"),
+    ("requester approves its own resume",
+     lambda i, live: [r.AssetResumed(**header(i, "op1"), ref="", asset="ETH",
+                                     reason="recounted", requested_by="op1")],
+     "who requested it"),
+    ("customer approves a resume",
+     lambda i, live: [r.AssetResumed(**header(i, "alice"), ref="", asset="ETH",
+                                     reason="recounted", requested_by="op1")], "(customer)"),
+    ("customer creates the proof key",
+     lambda i, live: [r.ProofKeyCreated(**header(i, "alice"), ref="", key=bytes(32))],
+     "(customer)"),
+    ("auditor journals a rejection",
+     lambda i, live: [r.CommandRejected(**header(i, "aud"), ref="", command="transfer",
+                                        code="insufficient_funds", message="x",
+                                        account="treasury", asset="BTC", amount_minor=1)],
+     "(auditor)"),
+    ("customer lists a market",
+     lambda i, live: replace(live(lambda led: led.list_market(
+         "BTC-ETH", base="BTC", quote="ETH", tick_size="0.0001", lot_size="0.001")),
+         actor="alice"), "(customer)"),
+    ("customer sets a reference price",
+     lambda i, live: replace(live(lambda led: led.set_reference_price(
+         "BTC-KRW", "100000000", band="0.5")), actor="alice"), "(customer)"),
+    ("customer halts a market",
+     lambda i, live: replace(live(lambda led: led.halt_market("BTC-KRW", reason="x")),
+                             actor="alice"), "(customer)"),
+    ("customer places an order for another",
+     lambda i, live: replace(live(lambda led: led.place_order(
+         "bob", "BTC-KRW", "sell", qty="1", price="1000")), actor="alice"), "(customer)"),
+    ("customer cancels another's order",
+     lambda i, live: replace(live(lambda led: led.cancel_order(i["order"])), actor="alice"),
+     "(customer)"),
+    ("customer amends another's order",
+     lambda i, live: replace(live(lambda led: led.amend_order(i["order"], qty="0.5")),
+                             actor="alice"), "(customer)"),
+    ("customer submits rows as an operator (owner -1)",
+     lambda i, live: replace(live(lambda led: led.submit_orders(
+         [led.order_row("bob", "BTC-KRW", "sell", qty="1", price="1000")])), actor="alice"),
+     "(customer)"),
+    ("customer submits rows as another customer",
+     lambda i, live: replace(live(lambda led: led.submit_orders(
+         [led.order_row("bob", "BTC-KRW", "sell", qty="1", price="1000")])), actor="alice",
+         owner=i["bob_no"]), "(customer)"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_a_record_its_actor_could_not_have_made_does_not_replay(
+    base: tuple[Path, dict[str, Any]], tmp_path: Path, core: str, case: Case
+) -> None:
+    _name, make, words = case
+    info = base[1]
+    forged = make(info, lambda action: live_records(base, tmp_path, action))
+    assert forged and forged[0].position == info["position"] + 1
+    path = copy_of(base, tmp_path / "forged.db")
+    append_forged(path, forged)
+    store = JournalStore(url_of(path), readonly=True)
+    try:
+        with pytest.raises(solvent.TamperDetected, match="position") as by_store:
+            verify_store(store, core)
+    finally:
+        store.close()
+    with pytest.raises(solvent.TamperDetected) as by_ledger, solvent.Ledger.open(
+        url_of(path), core=core
+    ) as led:
+        led.verify()
+    for exc in (by_store.value, by_ledger.value):
+        assert exc.position == info["position"] + 1, exc
+        assert words in str(exc), exc
+
+
+# The same kinds of record, made by an actor allowed to make them: they verify.
+CONTROLS: list[tuple[str, Callable[[dict[str, Any], Any], list[Any]]]] = [
+    ("customer transfers from its own account",  # the replay loop's customer rule
+     lambda i, live: replace(live(lambda led: led.transfer(
+         "bob", "alice", "BTC", "5", ref="gift")), actor="bob")),
+    ("another operator approves the withdrawal",
+     lambda i, live: live(lambda led: led.approve_withdrawal(i["wd"], actor="op2"))),
+    ("a customer withdraws from its own account",
+     lambda i, live: live(lambda led: led.request_withdrawal(
+         "alice", "BTC", "1", wallet="btc-hot", address="a", ref="w-3", actor="alice"))),
+    ("a customer cancels its own order",
+     lambda i, live: live(lambda led: led.cancel_order(i["order"], actor="bob"))),
+    ("a customer submits its own rows",
+     lambda i, live: live(lambda led: led.submit_orders(
+         [led.order_row("alice", "BTC-KRW", "buy", qty="0.1", price="1000")],
+         actor="alice"))),
+    ("the system freezes an account",
+     lambda i, live: replace(live(lambda led: led.freeze_account("bob", reason="x")),
+                             actor="system")),
+]
+
+
+@pytest.mark.parametrize("control", CONTROLS, ids=[c[0] for c in CONTROLS])
+def test_the_same_records_by_an_allowed_actor_replay(
+    base: tuple[Path, dict[str, Any]], tmp_path: Path, core: str,
+    control: tuple[str, Callable[[dict[str, Any], Any], list[Any]]],
+) -> None:
+    forged = control[1](base[1], lambda action: live_records(base, tmp_path, action))
+    assert forged
+    path = copy_of(base, tmp_path / "forged.db")
+    append_forged(path, forged)
+    verify_both(path, core)
+
+
+def test_a_stale_halt_tripped_by_a_customer_replays(tmp_path: Path, core: str) -> None:
+    """A customer's order on an asset whose attestation is too old journals the halt in
+    the customer's name: the one record of an operator's kind a customer makes."""
+    clock = Clock()
+    path = tmp_path / "stale.db"
+    with solvent.Ledger.open(url_of(path), core=core, clock=clock) as led:
+        led.register_actor("alice", "customer")
+        led.register_asset("BTC", decimals=8)
+        led.register_asset("KRW", decimals=0)
+        led.open_account("alice")
+        led.open_wallet("btc-hot", asset="BTC")
+        led.open_wallet("krw-bank", asset="KRW")
+        led.deposit("alice", "KRW", 10**9, wallet="krw-bank", ref="d")
+        for asset in ("BTC", "KRW"):
+            led.set_custody_policy(asset, max_attestation_age_s=60)
+        led.attest("btc-hot", 0, as_of=clock_time(clock), source="node")
+        led.attest("krw-bank", 10**9, as_of=clock_time(clock), source="bank")
+        led.list_market("BTC-KRW", base="BTC", quote="KRW", tick_size="1000",
+                        lot_size="0.001")
+        clock.now_ns += 61 * 10**9
+        with pytest.raises(solvent.AssetHalted):
+            led.place_order("alice", "BTC-KRW", "buy", qty="0.1", price="1000",
+                            actor="alice")
+        halt = list(led.records(after_position=led.position - 1))
+        assert [(type(x), x.actor) for x in halt] == [(r.AssetHalted, "alice")]
+        assert halt[0].cause == "stale"
+    verify_both(path, core)
