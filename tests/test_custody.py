@@ -474,6 +474,32 @@ def test_frozen_account_cannot_withdraw(led: solvent.Ledger, live: Exchange) -> 
     assert request(led) == "wd-1"
 
 
+def test_a_frozen_accounts_withdrawal_goes_no_further_towards_the_chain(
+    led: solvent.Ledger, live: Exchange
+) -> None:
+    """A withdrawal requested before its account was frozen used to be approved, sent
+    and completed as if nothing had happened: the funds left a frozen account. Now
+    approving and sending it are refused; failing it releases the hold, and one already
+    sent still completes (it has left the wallet: the books must follow the chain)."""
+    pending, approved, sent = request(led), request(led, ref="w-2"), request(led, ref="w-3")
+    led.approve_withdrawal(approved, actor="ops-2")
+    to_broadcast(led, sent)
+    led.freeze_account("c000", reason="court order 17")
+    rejects(led, solvent.AccountFrozen, "account_frozen",
+            lambda: led.approve_withdrawal(pending, actor="ops-2"), pending, "c000", "frozen")
+    rejects(led, solvent.AccountFrozen, "account_frozen",
+            lambda: led.broadcast_withdrawal(approved, txid="tx-2", actor="ops-1"), approved,
+            "c000")
+    held = led.balance_minor("c000", "BTC")[1]
+    led.complete_withdrawal(sent, actor="ops-1")
+    led.fail_withdrawal(pending, reason="account frozen", actor="ops-1")
+    assert led.balance_minor("c000", "BTC")[1] == held - 2 * BTC // 2
+    led.unfreeze_account("c000", reason="lifted")
+    led.broadcast_withdrawal(approved, txid="tx-2", actor="ops-1")
+    assert [w.status for w in withdrawals(led)] == ["failed", "broadcast", "completed"]
+    led.verify()
+
+
 def test_withdrawal_beyond_available_is_refused(led: solvent.Ledger, live: Exchange) -> None:
     rejects(led, solvent.InsufficientFunds, "insufficient_funds",
             lambda: request(led, amount="2.00000001"), "c000")

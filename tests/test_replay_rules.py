@@ -78,7 +78,7 @@ def build_base(path: Path) -> dict[str, Any]:
     led.attest("eth-hot", "0.5", as_of=clock_time(clock), source="node")  # a shortfall
     assert led.asset_status("ETH").halted
     led.resume_asset("ETH", reason="recounted", actor="op1")
-    info = {"position": led.position, "order": order.order_id, "wd": wd,
+    info = {"position": led.position, "version": led.version, "order": order.order_id, "wd": wd,
             "bob_no": led.account_index("bob"), "alice_no": led.account_index("alice"),
             "btc_no": led.asset_index("BTC"), "clock_ns": clock.now_ns}
     led.verify()
@@ -352,4 +352,129 @@ def test_a_stale_halt_tripped_by_a_customer_replays(tmp_path: Path, core: str) -
         halt = list(led.records(after_position=led.position - 1))
         assert [(type(x), x.actor) for x in halt] == [(r.AssetHalted, "alice")]
         assert halt[0].cause == "stale"
+    verify_both(path, core)
+
+
+# -- what the custody commands refused, checked again on replay -------------------------
+
+
+def renumber(records: list[Any], info: dict[str, Any]) -> list[Any]:
+    """``records`` at consecutive positions after the base journal, at one time."""
+    return [msgspec.structs.replace(rec, position=info["position"] + 1 + k,
+                                    time_ns=info["clock_ns"] + LATER_NS)
+            for k, rec in enumerate(records)]
+
+
+def eth_halt(info: dict[str, Any], actor: str, asset: str) -> Any:
+    """A halt record shaped like the base journal's ETH shortfall halt."""
+    return r.AssetHalted(**header(info, actor), ref="", asset=asset, cause="shortfall",
+                         message="forged", wallet="btc-hot", expected_minor=0,
+                         observed_minor=0, explained_minor=0, unexplained_minor=0,
+                         reserves_minor=0, liabilities_minor=0, attestation_age_ns=0)
+
+
+def withdrawal_of_alice(led: solvent.Ledger) -> object:
+    return led.request_withdrawal("alice", "BTC", "0.5", wallet="btc-hot", address="a",
+                                  ref="w-9", actor="op1")
+
+
+RULE_CASES: list[Case] = [
+    ("withdrawal from a halted asset",
+     lambda i, live: [r.WithdrawalRequested(
+         **header(i, "op1"), ref="w-9", withdrawal_id="wd-2", account="alice",
+         wallet="eth-hot", asset="ETH", amount_minor=BTC // 10, address="a",
+         needs_approval=True)], "while it is halted"),
+    ("withdrawal from a frozen account",
+     lambda i, live: renumber(list(reversed(live(lambda led: (
+         withdrawal_of_alice(led), led.freeze_account("alice", reason="x"))))), i),
+     "which is frozen"),
+    ("withdrawal above the threshold that needs no approval",
+     lambda i, live: replace(live(withdrawal_of_alice), needs_approval=False),
+     "needs_approval"),
+    ("withdrawal past the daily limit",
+     lambda i, live: [rec if not isinstance(rec, r.WithdrawalRequested)
+                      else msgspec.structs.replace(rec, amount_minor=2 * BTC)
+                      for rec in live(lambda led: (
+                          led.set_custody_policy("BTC", account_daily_limit="1"),
+                          withdrawal_of_alice(led)))],
+     "daily withdrawal limit"),
+    ("withdrawal of more than the wallet has uncommitted",
+     lambda i, live: [rec if not isinstance(rec, r.WithdrawalRequested)
+                      else msgspec.structs.replace(rec, amount_minor=3 * BTC // 2)
+                      for rec in live(lambda led: (
+                          led.open_wallet("btc-2", asset="BTC"),
+                          led.deposit("alice", "BTC", "1", wallet="btc-2", ref="d-2"),
+                          led.attest("btc-2", "1", as_of=clock_time(Clock(i["clock_ns"])),
+                                     source="node"),
+                          led.request_withdrawal("alice", "BTC", "0.5", wallet="btc-2",
+                                                 address="a", ref="w-9", actor="op1")))],
+     "commits more than wallet 'btc-2'"),
+    ("withdrawal sent while its asset is halted",
+     lambda i, live: renumber([
+         *live(lambda led: led.approve_withdrawal(i["wd"], actor="op2")),
+         eth_halt(i, "op1", "BTC"),
+         r.WithdrawalBroadcast(**header(i, "op1"), ref="", withdrawal_id=i["wd"], txid="tx")],
+         i), "while BTC is halted"),
+    ("resume approved while the shortfall remains",
+     lambda i, live: [r.AssetResumed(**header(i, "op2"), ref="", asset="ETH",
+                                     reason="recounted", requested_by="op1")],
+     "does not reconcile cleanly"),
+    ("attestation of a shortfall with no halt",
+     lambda i, live: renumber([rec for rec in live(lambda led: led.attest(
+         "btc-hot", "5", as_of=clock_time(Clock(i["clock_ns"])), source="node"))
+         if not (isinstance(rec, r.AssetHalted) and rec.cause == "shortfall")], i),
+     "Attested shows a shortfall of wallet 'btc-hot' of BTC"),
+    ("attestation of low coverage with no halt",
+     lambda i, live: [rec for rec in live(lambda led: led.attest(
+         "btc-hot", "5", as_of=clock_time(Clock(i["clock_ns"])), source="node"))
+         if not (isinstance(rec, r.AssetHalted) and rec.cause == "coverage")],
+     "Attested shows a coverage of BTC"),
+]
+
+
+@pytest.mark.parametrize("case", RULE_CASES, ids=[c[0] for c in RULE_CASES])
+def test_a_custody_record_its_command_would_have_refused_does_not_replay(
+    base: tuple[Path, dict[str, Any]], tmp_path: Path, core: str, case: Case
+) -> None:
+    _name, make, words = case
+    forged = make(base[1], lambda action: live_records(base, tmp_path, action))
+    path = copy_of(base, tmp_path / "forged.db")
+    append_forged(path, forged)
+    store = JournalStore(url_of(path), readonly=True)
+    try:
+        with pytest.raises(solvent.TamperDetected) as by_store:
+            verify_store(store, core)
+    finally:
+        store.close()
+    with pytest.raises(solvent.TamperDetected) as by_ledger, solvent.Ledger.open(
+        url_of(path), core=core
+    ) as led:
+        led.verify()
+    for exc in (by_store.value, by_ledger.value):
+        assert words in str(exc), exc
+        assert exc.version == base[1]["version"] + 1 and exc.position is not None, exc
+
+
+RULE_CONTROLS: list[tuple[str, Callable[[dict[str, Any], Any], list[Any]]]] = [
+    ("the shortfall attested with its halts",
+     lambda i, live: live(lambda led: led.attest(
+         "btc-hot", "5", as_of=clock_time(Clock(i["clock_ns"])), source="node"))),
+    ("the resume approved once the wallet reconciles",
+     lambda i, live: live(lambda led: (
+         led.attest("eth-hot", "1", as_of=clock_time(Clock(i["clock_ns"])), source="node"),
+         led.approve_resume("ETH", actor="op2")))),
+    ("a withdrawal within the daily limit",
+     lambda i, live: live(lambda led: (led.set_custody_policy("BTC", account_daily_limit="1"),
+                                       withdrawal_of_alice(led)))),
+]
+
+
+@pytest.mark.parametrize("control", RULE_CONTROLS, ids=[c[0] for c in RULE_CONTROLS])
+def test_the_custody_records_as_their_commands_made_them_replay(
+    base: tuple[Path, dict[str, Any]], tmp_path: Path, core: str,
+    control: tuple[str, Callable[[dict[str, Any], Any], list[Any]]],
+) -> None:
+    forged = control[1](base[1], lambda action: live_records(base, tmp_path, action))
+    path = copy_of(base, tmp_path / "forged.db")
+    append_forged(path, forged)
     verify_both(path, core)

@@ -210,6 +210,9 @@ class CustodyState:
         # asset -> command time until which the last full liveness check holds
         # (derived, not snapshotted; dropped by every record that could change it)
         self.live_until: dict[int, int] = {}
+        # (asset, cause) -> (position, wallet) of an attestation whose halt its batch has
+        # not journaled yet (replay's check that attest halted as it had to; transient)
+        self.owed_halts: dict[tuple[int, str], tuple[int, str]] = {}
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -334,6 +337,7 @@ class CustodyState:
             raise self._fail(rec, "repeats a withdrawal id or ref")
         st = self.state
         a = st.asset_index[rec.asset]
+        self._check_request(rec, a)
         code = st.core.hold(st.account_index[rec.account], a, rec.amount_minor)
         self._core_ok(rec, code)
         self.withdrawals[rec.withdrawal_id] = Withdrawal(
@@ -348,6 +352,34 @@ class CustodyState:
         while ids and self.withdrawals[ids[0]].requested_ns <= rec.time_ns - DAY_NS:
             ids.popleft()  # out of every later rolling day (command time never goes back)
         ids.append(rec.withdrawal_id)
+
+    def _check_request(self, rec: r.WithdrawalRequested, a: int) -> None:
+        """What ``request_withdrawal`` refused, checked again on replay (the limits with
+        the record's time, a little after the command's reading: never stricter)."""
+        st = self.state
+        w = st.account_index[rec.wallet]
+        if w not in st.wallet_accounts or st.core.wallet_asset(w) != a:
+            raise self._fail(rec, "names a wallet of another asset")
+        if st.core.is_frozen(st.account_index[rec.account]):
+            raise self._fail(rec, f"withdraws from {rec.account!r}, which is frozen")
+        why, _ = self.liveness(a, None)
+        if why:
+            raise self._fail(rec, f"withdraws {rec.asset} while it is {why.replace('_', ' ')}")
+        if self.open_withdrawals >= MAX_OPEN_WITHDRAWALS:
+            raise self._fail(rec, "opens a withdrawal past the limit of open withdrawals")
+        pol = self.policy(a)
+        if rec.needs_approval != (rec.amount_minor > pol.approval_threshold_minor):
+            raise self._fail(rec, f"says needs_approval={rec.needs_approval}; the policy's "
+                                  "threshold says otherwise")
+        for limit, account in ((pol.account_daily_limit_minor, rec.account),
+                               (pol.asset_daily_limit_minor, None)):
+            if limit and self.daily_requested(a, account, rec.time_ns) + rec.amount_minor > limit:
+                raise self._fail(rec, "goes past a daily withdrawal limit")
+        committed = sum(wd.amount_minor for wd in self.withdrawals.values()
+                        if wd.wallet == rec.wallet and wd.status in (
+                            "pending_approval", "approved", "broadcast"))
+        if committed + rec.amount_minor > st.core.available(w, a):
+            raise self._fail(rec, f"commits more than wallet {rec.wallet!r} holds")
 
     def _withdrawal(self, rec: Any, *statuses: str) -> Withdrawal:
         wd = self.withdrawals.get(rec.withdrawal_id)
@@ -364,6 +396,8 @@ class CustodyState:
 
     def _on_broadcast(self, rec: r.WithdrawalBroadcast) -> None:
         wd = self._withdrawal(rec, "approved")
+        if self.status(self.state.asset_index[wd.asset]).halted:  # broadcast_withdrawal
+            raise self._fail(rec, f"sends a withdrawal while {wd.asset} is halted")
         wd.status = "broadcast"
         wd.txid = rec.txid
         w = self.state.account_index[wd.wallet]
@@ -402,6 +436,20 @@ class CustodyState:
                                            rec.position)
         self.live_until.pop(a, None)
         self._refresh_cap(a)
+        # the halts this attestation calls for must follow in its batch (attest journals
+        # them in the same command; a rolled-back block's kept attestation, after its
+        # kept records, on the state they leave: so a later attestation of the same
+        # wallet, or of the asset for coverage, in the batch settles the debt again)
+        called = {cause for cause, _row in self.halts_called_for(
+            a, self.reconcile(a, rec.time_ns), rec.wallet)}
+        if "shortfall" in called:
+            self.owed_halts[(a, "shortfall")] = (rec.position, rec.wallet)
+        elif self.owed_halts.get((a, "shortfall"), (0, ""))[1] == rec.wallet:
+            del self.owed_halts[(a, "shortfall")]
+        if "coverage" in called:
+            self.owed_halts[(a, "coverage")] = (rec.position, "")
+        else:
+            self.owed_halts.pop((a, "coverage"), None)
 
     def _on_halted(self, rec: r.AssetHalted) -> None:
         if rec.cause not in HALT_CAUSES:
@@ -409,6 +457,7 @@ class CustodyState:
         a = self.state.asset_index[rec.asset]
         self.live_until.pop(a, None)
         self.halts.setdefault(a, {})[rec.cause] = rec
+        self.owed_halts.pop((a, rec.cause), None)
 
     def _on_resume_requested(self, rec: r.ResumeRequested) -> None:
         self.resume_requests[self.state.asset_index[rec.asset]] = (rec.actor, rec.reason)
@@ -420,6 +469,10 @@ class CustodyState:
             raise self._fail(rec, "resumes without the matching request")
         if rec.actor == rec.requested_by:  # approve_resume: a second operator
             raise self._fail(rec, f"is approved by {rec.actor!r}, who requested it")
+        report = self.reconcile(a, None)  # approve_resume's check, but for the age
+        if not report.clean:
+            raise self._fail(rec, f"lifts the halts of {rec.asset}, which does not reconcile "
+                                  f"cleanly: {'; '.join(report.problems)}")
         self.halts.pop(a, None)
         del self.resume_requests[a]
 
@@ -430,7 +483,9 @@ class CustodyState:
 
     # -- reconciliation ---------------------------------------------------------------------
 
-    def reconcile(self, asset: int, now_ns: int) -> Reconciliation:
+    def reconcile(self, asset: int, now_ns: int | None) -> Reconciliation:
+        """Book against attested balances (``now_ns`` None: the attestations' age is
+        not checked, as replay checks without the time; see ``liveness``)."""
         st = self.state
         core = st.core
         pol = self.policy(asset)
@@ -454,7 +509,7 @@ class CustodyState:
                     f"wallet {name!r}: unexplained shortfall {-unexplained} minor units "
                     f"(tolerance {pol.tolerance_minor})"
                 )
-            age = now_ns - att.as_of_ns
+            age = 0 if now_ns is None else now_ns - att.as_of_ns
             if age > pol.max_attestation_age_ns:
                 problems.append(
                     f"wallet {name!r}: attestation is {age // 10**9} s old "
@@ -488,6 +543,27 @@ class CustodyState:
             clean=not problems,
             problems=problems,
         )
+
+    def halts_called_for(self, a: int, report: Reconciliation, only_wallet: str
+                         ) -> list[tuple[str, WalletReconciliation | None]]:
+        """The halts not yet in force that an attestation of ``only_wallet`` calls for,
+        given the asset's reconciliation ``report``: ``("shortfall", its row)`` for an
+        unexplained shortfall beyond the tolerance, ``("coverage", None)`` for attested
+        reserves below the minimum coverage. Pure: attest journals them, replay checks
+        they were journaled."""
+        pol = self.policy(a)
+        halts = self.halts.get(a, {})
+        called: list[tuple[str, WalletReconciliation | None]] = []
+        for row in report.wallets:
+            if row.wallet != only_wallet or row.observed_minor is None:
+                continue
+            if row.unexplained_minor < -pol.tolerance_minor and "shortfall" not in halts:
+                called.append(("shortfall", row))
+        attested_all = all(row.observed_minor is not None for row in report.wallets)
+        if (attested_all and report.liabilities_minor and "coverage" not in halts
+                and report.reserves_minor * PPM < report.liabilities_minor * pol.min_coverage_ppm):
+            called.append(("coverage", None))
+        return called
 
     def status(self, asset: int) -> AssetStatus:
         halts = self.halts.get(asset, {})
@@ -925,7 +1001,8 @@ class CustodyCommands:
         return wd
 
     def approve_withdrawal(self, withdrawal_id: str, *, actor: str | None = None) -> Receipt:
-        """A second operator approves a withdrawal above the threshold."""
+        """A second operator approves a withdrawal above the threshold (refused while
+        the account is frozen)."""
         with self._lock:
             who = self._operator(self._authorize(actor, "approve_withdrawal"),
                                  "approve_withdrawal")
@@ -934,13 +1011,14 @@ class CustodyCommands:
                 raise e.SecondOperatorRequired(
                     f"{who!r} requested withdrawal {withdrawal_id}; another operator must "
                     "approve it", actor=who, withdrawal_id=withdrawal_id)
+            self._not_frozen(wd, "approved")
             return self._emit(r.WithdrawalApproved, who, "", withdrawal_id=withdrawal_id)
 
     def broadcast_withdrawal(
         self, withdrawal_id: str, *, txid: str, actor: str | None = None
     ) -> Receipt:
         """Record that the approved withdrawal's transaction was sent (refused while
-        its asset is halted)."""
+        its asset is halted or its account frozen)."""
         with self._lock:
             who = self._authorize(actor, "broadcast_withdrawal")
             check_id(txid, "txid")
@@ -950,8 +1028,18 @@ class CustodyCommands:
             if status.halted:
                 raise e.AssetHalted(f"{wd.asset} is halted: {status.reason}", asset=wd.asset,
                                     causes=status.causes)
+            self._not_frozen(wd, "broadcast")
             return self._emit(r.WithdrawalBroadcast, who, "", withdrawal_id=withdrawal_id,
                               txid=txid)
+
+    def _not_frozen(self, wd: Withdrawal, what: str) -> None:
+        """Refuse to move a frozen account's withdrawal on towards the chain (the funds
+        stay held; ``fail_withdrawal`` releases them, and one already broadcast still
+        completes: it has left the wallet)."""
+        if self._state.core.is_frozen(self._state.account_index[wd.account]):
+            raise e.AccountFrozen(
+                f"withdrawal {wd.withdrawal_id} from {wd.account!r} cannot be {what}: the "
+                "account is frozen", account=wd.account, withdrawal_id=wd.withdrawal_id)
 
     def complete_withdrawal(self, withdrawal_id: str, *, actor: str | None = None) -> Receipt:
         """The transaction is final: debit the account's held funds and the wallet."""
@@ -1029,41 +1117,36 @@ class CustodyCommands:
 
     def _halt_if_needed(self, who: str, a: int, report: Reconciliation,
                         only_wallet: str) -> None:
-        cust = self._custody
-        pol = cust.policy(a)
-        halts = cust.halts.get(a, {})
+        pol = self._custody.policy(a)
         asset = report.asset
-        for row in report.wallets:
-            if row.wallet != only_wallet or row.observed_minor is None:
-                continue
-            if row.unexplained_minor < -pol.tolerance_minor and "shortfall" not in halts:
+        for cause, row in self._custody.halts_called_for(a, report, only_wallet):
+            if row is not None:  # a shortfall of that wallet
                 dec = self._state.asset_decimals[a]
+                assert row.observed_minor is not None
                 message = (f"shortfall: wallet {row.wallet!r} holds "
                            f"{format_minor(row.observed_minor, dec)} {asset}, books say "
                            f"{format_minor(row.expected_minor, dec)}, in flight explains "
                            f"{format_minor(row.explained_minor, dec)}: "
                            f"{format_minor(-row.unexplained_minor, dec)} unexplained")
-                self._emit(r.AssetHalted, who, "", asset=asset, cause="shortfall",
+                self._emit(r.AssetHalted, who, "", asset=asset, cause=cause,
                            message=message, wallet=row.wallet,
                            expected_minor=row.expected_minor, observed_minor=row.observed_minor,
                            explained_minor=row.explained_minor,
                            unexplained_minor=row.unexplained_minor,
                            reserves_minor=report.reserves_minor,
                            liabilities_minor=report.liabilities_minor, attestation_age_ns=0)
-        attested_all = all(row.observed_minor is not None for row in report.wallets)
-        if (attested_all and report.liabilities_minor and "coverage" not in halts
-                and report.reserves_minor * PPM < report.liabilities_minor * pol.min_coverage_ppm):
-            message = (f"coverage {report.coverage:.6f} below the minimum "
-                       f"{Decimal(pol.min_coverage_ppm) / PPM:.6f}: reserves "
-                       f"{report.reserves_minor}, liabilities {report.liabilities_minor} "
-                       "minor units")
-            self._emit(r.AssetHalted, who, "", asset=asset, cause="coverage", message=message,
-                       wallet="", expected_minor=report.expected_minor,
-                       observed_minor=report.observed_minor,
-                       explained_minor=report.explained_minor,
-                       unexplained_minor=report.unexplained_minor,
-                       reserves_minor=report.reserves_minor,
-                       liabilities_minor=report.liabilities_minor, attestation_age_ns=0)
+            else:
+                message = (f"coverage {report.coverage:.6f} below the minimum "
+                           f"{Decimal(pol.min_coverage_ppm) / PPM:.6f}: reserves "
+                           f"{report.reserves_minor}, liabilities {report.liabilities_minor} "
+                           "minor units")
+                self._emit(r.AssetHalted, who, "", asset=asset, cause=cause, message=message,
+                           wallet="", expected_minor=report.expected_minor,
+                           observed_minor=report.observed_minor,
+                           explained_minor=report.explained_minor,
+                           unexplained_minor=report.unexplained_minor,
+                           reserves_minor=report.reserves_minor,
+                           liabilities_minor=report.liabilities_minor, attestation_age_ns=0)
 
     def reconcile(self, asset: str) -> Reconciliation:
         """Book against attested balances of every custody wallet of ``asset``, now."""

@@ -180,9 +180,12 @@ class LedgerState:
         """``apply`` over one batch; runs of ``Transferred`` records take the core's
         ``replay_transfers`` loop (one call per run). A record that does not fit
         that loop exactly goes through ``apply``, which raises the exact
-        TamperDetected; nothing was changed for it before that."""
+        TamperDetected; nothing was changed for it before that. At the end, every halt
+        an attestation of the batch called for must have been journaled in it."""
         i, n = 0, len(records)
         replay = self.core.replay_transfers
+        owed = self.custody.owed_halts
+        owed.clear()
         while i < n:
             i, self.position, self.last_time_ns = replay(
                 records, i, r.Transferred, self.account_index, self.asset_index,
@@ -192,6 +195,14 @@ class LedgerState:
             if i < n:
                 self.apply(records[i])
                 i += 1
+        if owed:  # an attestation whose halt its batch left out
+            (a, cause), (position, wallet) = min(owed.items(), key=lambda kv: kv[1])
+            owed.clear()
+            of = f"wallet {wallet!r} of " if wallet else ""
+            raise TamperDetected(
+                f"position {position}: Attested shows a {cause} of {of}"
+                f"{self.asset_names[a]} that halts it, but its batch journals no halt",
+                position=position)
 
     def _check_role(self, rec: r.Record) -> None:
         """Refuse a record its actor's role could not have made (``Ledger._authorize``)."""
