@@ -47,7 +47,7 @@ import pytest
 from psycopg.sql import SQL, Identifier, Literal
 
 import solvent
-from conftest import MARKET, Clock, build_exchange, is_persistent, market_exchange
+from conftest import MARKET, Clock, build_exchange, is_persistent, market_exchange, observe
 from netfault import Relay
 from solvent import records as r
 from solvent.store import postgres_conninfo
@@ -499,3 +499,24 @@ def test_a_batch_that_cannot_be_encoded_takes_no_effect(store_url: str) -> None:
             assert again.balance_minor("c001", "BTC") == (150_000_000, 0)
         finally:
             again.close()
+
+
+def test_a_store_closed_under_the_ledger_is_a_store_error(store_url: str) -> None:
+    """A store whose connection pool was closed under the ledger (eventsourcing closes
+    it on some fatal errors; here through the ledger's own seam) made a commit raise
+    eventsourcing's ``ConnectionPoolClosedError``, which is not a ``PersistenceError``:
+    untyped. Now a ``StoreError``, and the ledger reads the store back afresh."""
+    if store_url.startswith("memory"):
+        pytest.skip("memory: has no connection pool")
+    led = solvent.Ledger.open(store_url, clock=Clock())
+    try:
+        build_exchange(led, customers=2, customer_btc=1)
+        seen = observe(led)
+        led._store.close()
+        with pytest.raises(solvent.StoreError):
+            led.transfer("c000", "c001", "BTC", "0.5", ref="t-1")
+        assert observe(led) == seen
+        led.transfer("c000", "c001", "BTC", "0.5", ref="t-1")
+        led.verify()
+    finally:
+        led.close()

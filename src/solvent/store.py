@@ -226,6 +226,9 @@ class JournalStore:
                 f"batch {batch.originator_version} was already written by another writer: "
                 "this ledger's uncommitted commands were discarded"
             ) from e
+        except ConnectionPoolClosedError as e:  # not a PersistenceError in eventsourcing
+            raise StoreError(f"commit of batch {batch.originator_version} failed: the store "
+                             "is closed") from e
         except (PersistenceError, sqlite3.Error) as e:
             raise StoreError(f"commit of batch {batch.originator_version} failed: {e}") from e
 
@@ -316,6 +319,8 @@ class JournalStore:
             if self._has_version(self.snapshots, version):
                 return  # a snapshot of this version exists already (another writer made it)
             raise StoreError(f"snapshot at batch {version} refused: {e}") from e
+        except ConnectionPoolClosedError as e:
+            raise StoreError(f"snapshot at batch {version} failed: the store is closed") from e
         except (PersistenceError, sqlite3.Error) as e:
             raise StoreError(f"snapshot at batch {version} failed: {e}") from e
 
