@@ -475,6 +475,33 @@ def test_second_writer_is_fenced(store_url: str, core: str) -> None:
         second.close()
 
 
+def test_a_ledger_behind_the_store_verifies_against_it_at_its_own_version(
+    store_url: str, core: str
+) -> None:
+    """Another writer moving the store on is not tampering. ``verify()`` on a ledger it
+    had left behind (``solvent proof publish`` beside a running exchange does just that)
+    said TAMPERED ("the store holds 3057 batches but this ledger committed 3048"); it
+    now verifies the whole store and compares this ledger with it at its own version,
+    without taking the newer batches in."""
+    skip_unless_persistent(store_url)
+    first, second = _two_writers(store_url, core)
+    try:
+        behind = observe(second, journal=False)  # (records() reads the store itself)
+        version = second.version
+        first.deposit("c000", "BTC", "1", wallet="btc-cold", ref="first-1")
+        first.transfer("c000", "c001", "BTC", "0.5", ref="first-2")
+        report = second.verify()
+        assert report.batches == first.version == version + 2
+        assert observe(second, journal=False) == behind  # still as it was
+        first.verify()
+        with pytest.raises(solvent.WriterFenced):  # and a writer behind is still fenced
+            second.deposit("c001", "BTC", "7", wallet="btc-cold", ref="second-1")
+        assert observe(second) == observe(first)
+    finally:
+        first.close()
+        second.close()
+
+
 def test_fencing_works_both_ways_and_history_never_forks(store_url: str, core: str) -> None:
     skip_unless_persistent(store_url)
     first, second = _two_writers(store_url, core)

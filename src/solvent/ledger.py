@@ -698,23 +698,34 @@ class Ledger(CustodyCommands, MarketCommands):
 
         Raises :class:`~solvent.TamperDetected` naming the batch (and position)
         where stored bytes were changed, removed or reordered, where a snapshot
-        differs from the replayed state, or where the replayed state differs from
-        this ledger's live state.
+        differs from the replayed state, or where the replayed state at this ledger's
+        version differs from this ledger's state. A store another writer has moved on
+        past this ledger (a ``solvent proof`` command beside a running exchange) is
+        not tampering: the whole store is verified, and this ledger compared with it
+        at this ledger's version (``report.batches`` is the store's count).
         """
         with self._lock:
             self._check_open()
             if self._pending:
                 raise e.InvalidState("verify() with uncommitted commands inside batch()")
-            report, replayed = verify_store(self._store, self._state.core_name, expect_head)
-            if replayed.version != self._state.version:
+            mine = self._state.version
+            core = self._state.core_name
+            at_mine: list[bytes] = [LedgerState(core).fingerprint()] if mine == 0 else []
+
+            def watch(st: LedgerState) -> None:
+                if st.version == mine:
+                    at_mine.append(st.fingerprint())
+
+            report, replayed = verify_store(self._store, core, expect_head, on_batch=watch)
+            if replayed.version < mine:
                 raise e.TamperDetected(
                     f"the store holds {replayed.version} batches but this ledger committed "
-                    f"{self._state.version} (batches were removed, or another writer appended)",
-                    version=min(replayed.version, self._state.version) + 1,
+                    f"{mine} (batches were removed)", version=replayed.version + 1,
                 )
-            if replayed.fingerprint() != self._state.fingerprint():
+            if at_mine != [self._state.fingerprint()]:
                 raise e.TamperDetected(
-                    "the replayed state differs from the live state", version=replayed.version
+                    f"the replayed state at batch {mine} differs from this ledger's state",
+                    version=mine,
                 )
             return report
 
@@ -1259,9 +1270,11 @@ def _last_batch_before(store: JournalStore, position: int) -> int:
 
 
 def verify_store(
-    store: JournalStore, core: str, expect_head: str | None = None
+    store: JournalStore, core: str, expect_head: str | None = None,
+    on_batch: Callable[[LedgerState], None] | None = None,
 ) -> tuple[VerifyReport, LedgerState]:
-    """Full replay from position 1 with chain and snapshot checks."""
+    """Full replay from position 1 with chain and snapshot checks (``on_batch`` sees
+    the state after every batch, once it has been checked)."""
     if expect_head is not None and not (
         isinstance(expect_head, str) and _HEX_DIGEST_RE.fullmatch(expect_head)
     ):
@@ -1290,7 +1303,12 @@ def verify_store(
             )
         checked += 1
 
-    records = replay_into(state, store, check_snapshot)
+    def after_batch(st: LedgerState) -> None:
+        check_snapshot(st)
+        if on_batch is not None:
+            on_batch(st)
+
+    records = replay_into(state, store, after_batch)
     if state.version == 0 and snapshots:
         raise e.TamperDetected("snapshots exist but the journal is empty", version=1)
     stale = [v for v in snapshots if v > state.version]
