@@ -11,6 +11,7 @@ may itself raise when the damage lies in what it reads: that is detection too.)
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import subprocess
 import sys
@@ -695,3 +696,42 @@ def test_records_reads_from_the_batch_it_needs_and_refuses_a_gap(
         assert info.value.version == 4
     finally:
         led.close()
+
+
+def test_verify_from_a_directory_it_cannot_write_reads_a_live_journal_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An auditor without write access to the ledger's directory read it as
+    ``immutable``: SQLite then ignores the writer's WAL and takes the file as never
+    changing, so a journal being written was read stale or torn, and 8 of 28 verifies
+    beside a busy writer said TAMPERED (found by the concurrency probe). Where the
+    WAL files exist, it is read with ``mode=ro`` now. (Tests run as root, which may
+    write anywhere: the directory's access check is what is made to fail.)"""
+    path = tmp_path / "live.db"
+    url = f"sqlite:///{path}"
+    writer = solvent.Ledger.open(url, clock=Clock())
+    try:
+        build_exchange(writer, customers=2, customer_btc=1)
+        for i in range(20):  # small commits: they stay in the WAL, not yet checkpointed
+            writer.transfer("c000", "c001", "BTC", "0.001", ref=f"t-{i}")
+        assert Path(f"{path}-wal").stat().st_size > 0
+        real_access = os.access
+        monkeypatch.setattr(
+            "solvent.store.os.access",
+            lambda p, mode, *a, **k: False if os.path.isdir(p) else real_access(p, mode))
+        store = JournalStore(url, readonly=True)
+        try:
+            report, _state = verify_store(store, "compiled")
+        finally:
+            store.close()
+        assert (report.batches, report.head_digest) == (writer.version, writer.head_digest)
+    finally:
+        writer.close()
+    # with the writer gone (and its WAL files with it), a closed journal is read as
+    # immutable: the directory stays unwritten
+    assert not Path(f"{path}-wal").exists() and not Path(f"{path}-shm").exists()
+    store = JournalStore(url, readonly=True)
+    try:
+        assert verify_store(store, "compiled")[0].batches == 21
+    finally:
+        store.close()

@@ -158,8 +158,14 @@ class JournalStore:
         # one of SQLite's URIs ("file:x?mode=memory" would be a database in memory)
         uri = "file:" + quote(os.path.abspath(db))
         if self.readonly:
-            uri += "?mode=ro" if os.access(os.path.dirname(os.path.abspath(db)), os.W_OK) else (
-                "?immutable=1")  # a read-only directory: SQLite cannot make its -shm file
+            # mode=ro needs SQLite to find or make the -wal and -shm files: in a directory
+            # this process cannot write, it can only find them. Where they are missing, no
+            # writer holds the file in WAL mode, so it is read as immutable (a writer that
+            # opens it during the read is not seen); where they exist, a writer may be
+            # committing and checkpointing, and an immutable read would be torn.
+            directory = os.path.dirname(os.path.abspath(db))
+            wal_in_use = os.path.exists(db + "-wal") and os.path.exists(db + "-shm")
+            uri += "?mode=ro" if wal_in_use or os.access(directory, os.W_OK) else "?immutable=1"
         self._datastore = SQLiteDatastore(uri, lock_timeout=10)
         if self.readonly:  # eventsourcing would switch the file to WAL: a write
             self._datastore.pool.is_journal_mode_wal = True
