@@ -11,6 +11,7 @@ import threading
 import uuid
 from array import array
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ import pytest
 
 import solvent
 from conftest import (
+    CLOCK_START_NS,
     MARKET,
     Clock,
     assert_books_balance,
@@ -500,6 +502,114 @@ def test_a_ledger_behind_the_store_verifies_against_it_at_its_own_version(
     finally:
         first.close()
         second.close()
+
+
+def fresh_view(url: str, core: str) -> dict[str, object]:
+    """What a ledger opened now on ``url`` shows."""
+    with solvent.Ledger.open(url, core=core) as led:
+        return observe(led, journal=False)
+
+
+def test_a_savepoint_rolled_back_after_another_writer_committed_fences_the_batch(
+    store_url: str, core: str
+) -> None:
+    """An inner ``batch()`` that raised after another writer had committed re-applied the
+    outer block's pending records on the store's newer state: ``TamperDetected``
+    ("position 9 follows position 9"), a tamper verdict on an honest store, in place of
+    the caller's own exception (the concurrency probe: 19 times in one hammer run). Now
+    the caller's exception reaches its ``except``, the batch is fenced at its end with
+    none of it committed, and a rejection journaled inside the rolled-back block is
+    still journaled."""
+    skip_unless_persistent(store_url)
+    first, second = _two_writers(store_url, core)
+    try:
+        caught = []
+        with pytest.raises(solvent.WriterFenced, match="did not take effect"), first.batch():
+            first.deposit("c000", "BTC", "1", wallet="btc-cold", ref="first-1")
+            second.deposit("c001", "BTC", "2", wallet="btc-cold", ref="second-1")
+            try:
+                with first.batch():
+                    first.deposit("c000", "BTC", "3", wallet="btc-cold", ref="first-2")
+                    with pytest.raises(solvent.InsufficientFunds):
+                        first.transfer("treasury", "c000", "BTC", "5", ref="promo-1")
+                    raise ValueError("the caller's own error")
+            except ValueError as exc:
+                caught.append(exc)
+        assert [str(x) for x in caught] == ["the caller's own error"]
+        assert observe(first, journal=False) == fresh_view(store_url, core)
+        refs = [rec.ref for rec in second.records()]
+        assert "second-1" in refs and "first-1" not in refs and "first-2" not in refs
+        assert [rec.ref for rec in second.records() if isinstance(rec, r.CommandRejected)] == [
+            "promo-1"]
+        first.deposit("c000", "BTC", "1", wallet="btc-cold", ref="first-1")  # never used
+        second.verify()
+        first.verify()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_rollbacks_kept_rejection_survives_another_writers_commit(
+    store_url: str, core: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A block that raises keeps its journaled rejections: the rollback reloads the
+    store, journals them again and commits them. Another writer committing between
+    that reload and that commit fenced it: the rejection was lost and the caller saw
+    ``WriterFenced`` in place of its own error. The commit is now tried again on the
+    newer state. (The window is made by letting the other writer commit as the
+    rollback reads the store.)"""
+    skip_unless_persistent(store_url)
+    first, second = _two_writers(store_url, core)
+    real_load = solvent.ledger.load_state
+    fired: list[int] = []
+
+    def load_then_other_writer(store: JournalStore, core_name: str) -> object:
+        state = real_load(store, core_name)
+        if not fired:
+            fired.append(1)
+            second.deposit("c001", "BTC", "2", wallet="btc-cold", ref="second-1")
+        return state
+
+    try:
+        with pytest.raises(RuntimeError, match="own error"), first.batch():
+            with pytest.raises(solvent.InsufficientFunds):
+                first.transfer("treasury", "c000", "BTC", "5", ref="promo-1")
+            monkeypatch.setattr(solvent.ledger, "load_state", load_then_other_writer)
+            raise RuntimeError("the caller's own error")
+        monkeypatch.setattr(solvent.ledger, "load_state", real_load)
+        assert fired
+        rejected = [rec.ref for rec in second.records() if isinstance(rec, r.CommandRejected)]
+        assert rejected == ["promo-1"]
+        assert observe(first, journal=False) == fresh_view(store_url, core)
+        first.verify()
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.parametrize("new_asset", [False, True], ids=["new wallet", "new asset"])
+def test_a_rollback_drops_an_attestation_of_a_wallet_it_rolls_back(
+    store_url: str, core: str, new_asset: bool
+) -> None:
+    """A block that opened a wallet (or registered an asset and opened one), attested it
+    and raised: the rollback journaled the attestation again on a state where the wallet
+    does not exist, and ``AssertionError`` replaced the caller's exception. An
+    observation of a wallet that was never opened goes with the block now."""
+    led = open_ledger(store_url, core)
+    try:
+        build_exchange(led, customers=2, customer_btc=1)
+        seen = observe(led)
+        with pytest.raises(ValueError, match="own error"), led.batch():
+            if new_asset:
+                led.register_asset("ETH", decimals=8)
+            led.open_wallet("w2", asset="ETH" if new_asset else "BTC")
+            led.attest("w2", 0, as_of=datetime.fromtimestamp(CLOCK_START_NS / 1e9, UTC),
+                       source="node")
+            raise ValueError("the caller's own error")
+        assert observe(led) == seen
+        led.verify()
+    finally:
+        led.close()
 
 
 def test_fencing_works_both_ways_and_history_never_forks(store_url: str, core: str) -> None:

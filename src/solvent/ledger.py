@@ -117,6 +117,7 @@ class VerifyReport(msgspec.Struct, frozen=True):
 _CUSTOMER_COMMANDS = frozenset({"transfer", "request_withdrawal", "place_order"})
 
 _KEEP_ON_ABORT = (r.CommandRejected, r.Attested, r.AssetHalted)
+KEPT_COMMIT_ATTEMPTS: Final = 3  # a rollback's kept records, fenced by another writer
 _HEX_DIGEST_RE: Final = re.compile(r"[0-9a-fA-F]{64}")
 
 _REJECTION_FOR_CODE: dict[int, type[e.Rejected]] = {
@@ -936,27 +937,52 @@ class Ledger(CustodyCommands, MarketCommands):
     def _abort(self, mark: int) -> None:
         """Roll back the pending records from ``mark`` on (a savepoint): reload the
         committed state, re-apply the records before ``mark``, and keep the
-        journaled rejections of the rolled-back part. If the store cannot be read
-        back, the state is lost (:class:`_LostState`) and so is the whole batch."""
+        journaled rejections (and observations) of the rolled-back part. If the store
+        cannot be read back, the state is lost (:class:`_LostState`) and so is the whole
+        batch; if another writer committed meanwhile, the records before ``mark``
+        follow a state the store has moved past, and the batch is fenced at its end."""
         keep = self._pending[:mark]
-        rejections = [rec for rec in self._pending[mark:] if isinstance(rec, _KEEP_ON_ABORT)]
+        kept = [rec for rec in self._pending[mark:] if isinstance(rec, _KEEP_ON_ABORT)]
         self._pending = []
         if self._lost is not None and self._depth:
             return  # lost earlier in this batch: nothing to roll back to until it ends
+        built_on = self._state.version  # the commit the pending records follow
         self._reload("a rollback")
+        if keep and self._state.version != built_on:
+            # applying them again would read as tampering ("position 4 follows
+            # position 4"): the batch cannot commit; what it observed still is journaled
+            self._commit_kept(kept)
+            self._lose_state(e.WriterFenced(
+                f"another writer committed batch {self._state.version} while this batch() "
+                f"was open (it followed batch {built_on}): none of it can take effect"))
+            return
         for rec in keep:
             self._state.apply(rec)
         self._pending = list(keep)
-        if not rejections:
+        if self._depth == 0:
+            self._commit_kept(kept)
+        else:  # committed with the batch around the savepoint
+            self._emit_kept(kept)
+
+    def _emit_kept(self, kept: Sequence[r.JournalRecord]) -> None:
+        """Journal again, on the state now, the records a rollback keeps: those whose
+        wallet or asset still exists (an attestation of a wallet the rolled-back block
+        opened goes with it)."""
+        st = self._state
+        kept = [rec for rec in kept if not isinstance(rec, (r.Attested, r.AssetHalted))
+                or (rec.asset in st.asset_index and (
+                    not isinstance(rec, r.Attested)
+                    or st.account_index.get(rec.wallet) in st.wallet_accounts))]
+        if not kept:
             return
         self._depth += 1
         try:
-            for rec in rejections:
+            for rec in kept:
                 fields = msgspec.structs.asdict(rec)
                 for k in ("position", "time_ns", "actor", "ref"):
                     fields.pop(k)
                 self._emit(type(rec), rec.actor, rec.ref, **fields)
-            for rec in rejections:  # a kept attestation's halt checks ran against the state
+            for rec in kept:  # a kept attestation's halt checks ran against the state
                 # rolled back: run them again on the state kept (a shortfall the block's
                 # commands hid is a halt now; a halt already kept is not made twice)
                 if isinstance(rec, r.Attested):
@@ -965,8 +991,22 @@ class Ledger(CustodyCommands, MarketCommands):
                                          only_wallet=rec.wallet)
         finally:
             self._depth -= 1
-        if self._depth == 0:
-            self._commit()
+
+    def _commit_kept(self, kept: Sequence[r.JournalRecord]) -> None:
+        """``_emit_kept`` and commit them now, as a batch of their own: tried again on
+        the store's newer state if another writer fences the commit (it reloads)."""
+        for attempt in range(KEPT_COMMIT_ATTEMPTS):
+            depth, self._depth = self._depth, 0  # (inside a fenced batch: committed now)
+            try:
+                self._emit_kept(kept)
+                self._commit()
+                return
+            except e.WriterFenced:
+                self._pending = []
+                if attempt == KEPT_COMMIT_ATTEMPTS - 1:
+                    raise
+            finally:
+                self._depth = depth
 
     def _reload(self, what: str) -> None:
         """Take the committed state from the store again, dropping what the pending
