@@ -1,4 +1,5 @@
-"""The ``solvent demo`` command's arguments, through the real command line."""
+"""The ``solvent`` command line through the real process: the demo's arguments, and
+what a closed output does to each command's exit code."""
 
 from __future__ import annotations
 
@@ -36,5 +37,34 @@ def test_the_demo_refuses_a_path_that_is_not_a_file(tmp_path: Path, path: str) -
     (tmp_path / "sub").mkdir()
     result = solvent("demo", "--path", path, cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "must name a file" in result.stdout + result.stderr
+    assert "must name a file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("path", ["no-such-dir/demo.db", "postgresql://postgres@127.0.0.1/x"])
+def test_the_demo_refuses_a_path_it_cannot_make_in_one_line(tmp_path: Path, path: str) -> None:
+    """A ``--path`` in a directory that does not exist (or a URL, which the demo takes
+    as a file name) was a traceback with exit 1, TAMPERED's code."""
+    result = solvent("demo", "--path", path, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("solvent demo: cannot make the demo's ledger"), result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_a_reader_that_stops_early_does_not_change_a_verdict(tmp_path: Path) -> None:
+    """``solvent verify URL | head -1`` (the reader gone after one line) ended in a
+    ``BrokenPipeError`` traceback and exit 1, which reads as TAMPERED under ``set -o
+    pipefail``. A verdict's exit code stands now; a document not read to its end (a
+    proof) is exit 2."""
+    made = solvent("demo", "--customers", str(WINNERS + 20), "--path", "d.db", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    url = "sqlite:///" + str(tmp_path / "d.db")
+    for args, code in ((["verify", url], 0),
+                       (["proof", "publish", url, "--asset", "BTC"], 2)):
+        proc = subprocess.Popen([sys.executable, "-m", "solvent", *args], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader goes away before the first line
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=300) == code, (args, err)
+        assert "Traceback" not in err and "Exception ignored" not in err, err

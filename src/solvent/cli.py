@@ -9,6 +9,35 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 
+class _OutputClosed(Exception):
+    """Whoever reads this command's output stopped reading (a broken pipe)."""
+
+
+def _quiet_stdout() -> None:
+    """Send what is left for stdout nowhere (the interpreter's last flush included)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _verdict(text: str) -> None:
+    """Print a verdict line. Its answer is the exit code: a reader that went away
+    (``solvent verify URL | head -1``) does not change it."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _quiet_stdout()
+
+
+def _data(text: str) -> None:
+    """Print a document (a proof, a root): one not read to its end was not delivered."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _quiet_stdout()
+        raise _OutputClosed from None
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from solvent.errors import InvalidArgument, SolventError, StoreError
     from solvent.ledger import verify_store
@@ -33,7 +62,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         return 1
     finally:
         store.close()
-    print(
+    _verdict(
         f"OK {redact(args.url)}: {report.batches} batches, {report.records} records, "
         f"{report.snapshots_checked} snapshots checked, position {state.position}\n"
         f"head digest {report.head_digest}"
@@ -90,7 +119,7 @@ def _prove(args: argparse.Namespace, name: str, make: Callable[[Any], str]) -> i
         print(f"solvent proof {name}: {exc}", file=sys.stderr)
         return 2
     if args.out is None:
-        print(text)
+        _data(text)
         return 0
     try:
         with open(args.out, "w", encoding="utf-8") as fh:
@@ -163,9 +192,9 @@ def _cmd_proof_verify(args: argparse.Namespace) -> int:
     proof_doc = msgspec.json.decode(document)
     leaf = proof_doc["leaf"]
     whose = leaf.get("account_id")
-    print(f"OK {args.proof}: balance {leaf['balance_minor']} minor units of "
-          f"{proof_doc['asset']} for account {whose!r} is included in the total "
-          f"{proof_doc['root']['total_minor']} at position {proof_doc['position']}")
+    _verdict(f"OK {args.proof}: balance {leaf['balance_minor']} minor units of "
+             f"{proof_doc['asset']} for account {whose!r} is included in the total "
+             f"{proof_doc['root']['total_minor']} at position {proof_doc['position']}")
     if args.account is None:
         print("note: pass --account YOUR_ID to check that the leaf is yours: a proof of "
               "another customer's leaf with the same balance verifies too"
@@ -224,8 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit code (docs: 0 OK, 1 TAMPERED or INVALID, 2 any other
+    failure, such as output nobody read to its end)."""
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+        sys.stdout.flush()
+    except (BrokenPipeError, _OutputClosed):
+        _quiet_stdout()
+        print("solvent: the output was closed before it was all written", file=sys.stderr)
+        return 2
     return result
 
 

@@ -27,7 +27,7 @@ import msgspec
 from solvent import records as r
 from solvent.amounts import format_minor
 from solvent.engine.codes import OP_LIMIT
-from solvent.errors import Rejected
+from solvent.errors import Rejected, StoreError
 from solvent.ledger import Ledger
 from solvent.proof import ProofInvalid, verify_inclusion
 
@@ -42,6 +42,12 @@ PROMO_BUDGET_KRW = 10_000_000
 
 def _say(text: str = "") -> None:
     print(text, flush=True)
+
+
+def _refuse(why: str) -> int:
+    """One line on stderr, exit code 2 (the demo did not run)."""
+    print(f"solvent demo: {why}", file=sys.stderr)
+    return 2
 
 
 @contextmanager
@@ -80,21 +86,22 @@ def _all_balances(led: Ledger) -> dict[tuple[str, str], tuple[int, int]]:
 def run_demo(path: str = "solvent-demo.db", customers: int = 3000, core: str = "compiled") -> int:
     """Run the demo on a fresh SQLite file at ``path``; return an exit code."""
     if customers < WINNERS:
-        _say(f"solvent demo: needs at least {WINNERS} customers")
-        return 2
+        return _refuse(f"needs at least {WINNERS} customers")
     if not path or os.path.isdir(path):
-        _say(f"solvent demo: --path {path!r} must name a file (it is recreated)")
-        return 2
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(path + suffix):
-            os.remove(path + suffix)
+        return _refuse(f"--path {path!r} must name a file (it is recreated)")
     url = "sqlite:///" + quote(path)  # the file itself, whatever its name holds ('#', '%')
+    clock = SimClock()
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+        led = Ledger.open(url, core=core, clock=clock)
+    except (OSError, StoreError) as exc:  # a directory that does not exist, or unwritable
+        return _refuse(f"cannot make the demo's ledger at --path {path!r}: "
+                       f"{getattr(exc, 'strerror', None) or exc}")
     rng = random.Random(20260206)
     _say("Solvent demo: the Bithumb promotion of 6 February 2026, replayed.")
     _say(f"Store: {url} (core: {core})")
-
-    clock = SimClock()
-    led = Ledger.open(url, core=core, clock=clock)
     names = [f"cust-{i:05d}" for i in range(customers)]
 
     with _step(f"Opening a small exchange: BTC and KRW, {customers:,} customers"), led.batch():
