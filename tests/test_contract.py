@@ -7,12 +7,16 @@ keeps nothing after the ledger closes and cannot be shared by two ledgers.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from array import array
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import msgspec
@@ -801,6 +805,32 @@ def test_postgresql_ledgers_open_concurrently() -> None:
     finally:
         for url in [shared, *own]:
             drop_postgres_tables(url)
+
+
+_OPEN_AT = """
+import sys, time
+import solvent
+url, start = sys.argv[1], float(sys.argv[2])
+while time.time() < start:
+    pass
+solvent.Ledger.open(url).close()
+"""
+
+
+def test_sqlite_ledgers_open_a_new_file_concurrently(tmp_path: Path) -> None:
+    """Processes opening one new SQLite file at the same moment: about one open in
+    twenty failed at once with "database is locked" (the first connection's switch to
+    WAL mode does not wait for the lock), where the store otherwise waits 10 s for a
+    lock (the concurrency probe). Each process now tries again on a new pool."""
+    for round_ in range(6):
+        url = f"sqlite:///{tmp_path}/new-{round_}.db"
+        start = time.time() + 1.0
+        procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT, url, str(start)],
+                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, errors
+    with solvent.Ledger.open(url) as led:
+        assert led.verify().batches == 0
 
 
 @pytest.mark.postgres

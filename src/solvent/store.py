@@ -43,6 +43,7 @@ from eventsourcing.persistence import (
     IntegrityError,
     InternalError,
     MapperDeserialisationError,
+    OperationalError,
     PersistenceError,
     ProgrammingError,
     StoredEvent,
@@ -166,14 +167,28 @@ class JournalStore:
             directory = os.path.dirname(os.path.abspath(db))
             wal_in_use = os.path.exists(db + "-wal") and os.path.exists(db + "-shm")
             uri += "?mode=ro" if wal_in_use or os.access(directory, os.W_OK) else "?immutable=1"
-        self._datastore = SQLiteDatastore(uri, lock_timeout=10)
-        if self.readonly:  # eventsourcing would switch the file to WAL: a write
-            self._datastore.pool.is_journal_mode_wal = True
-        journal = SQLiteApplicationRecorder(self._datastore, events_table_name=prefix + "journal")
-        snapshots = SQLiteAggregateRecorder(self._datastore, events_table_name=prefix + "snapshots")
-        if self.create:
-            journal.create_table()
-            snapshots.create_table()
+        for attempt in range(CREATE_TABLE_ATTEMPTS):
+            self._datastore = datastore = SQLiteDatastore(uri, lock_timeout=10)
+            if self.readonly:  # eventsourcing would switch the file to WAL: a write
+                datastore.pool.is_journal_mode_wal = True
+            journal = SQLiteApplicationRecorder(datastore, events_table_name=prefix + "journal")
+            snapshots = SQLiteAggregateRecorder(datastore, events_table_name=prefix + "snapshots")
+            if not self.create:
+                break
+            try:
+                journal.create_table()
+                snapshots.create_table()
+                break
+            except (OperationalError, sqlite3.OperationalError) as exc:
+                # processes opening a new file at once: SQLite answers "database is
+                # locked" at once (not after the lock timeout) to the first connection's
+                # switch to WAL mode. The pool that met it does not recover (its writer
+                # slot is not given back), so a new one tries again.
+                datastore.close()
+                self._datastore = None
+                if "locked" not in str(exc) or attempt == CREATE_TABLE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
         return "sqlite", journal, snapshots
 
     def _open_postgres(
