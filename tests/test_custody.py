@@ -200,6 +200,11 @@ def test_voided_deposit_is_gone_and_never_credited(led: solvent.Ledger, live: Ex
     rejects(led, solvent.DuplicateRef, "duplicate_ref",
             lambda: led.detect_deposit("c001", "BTC", "0.5", wallet="btc-cold",
                                        ref="txid-reorg"), "txid-reorg")
+    # a direct deposit with the voided ref: its message named two commands that both
+    # refuse a voided deposit; it says what happened now
+    rejects(led, solvent.InvalidState, "invalid_state",
+            lambda: led.deposit("c000", "BTC", "0.5", wallet="btc-cold", ref="txid-reorg"),
+            "was voided", "txid-reorg")
 
 
 def test_deposits_are_idempotent_on_wallet_and_ref(led: solvent.Ledger, live: Exchange) -> None:

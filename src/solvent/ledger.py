@@ -446,6 +446,11 @@ class Ledger(CustodyCommands, MarketCommands):
                         f"{prior[2]} minor units of {prior[1]} to {prior[0]!r}",
                         ref=ref, wallet=wallet,
                     )
+                if (wallet, ref) in self._custody.voided:
+                    raise e.InvalidState(
+                        f"deposit {ref!r} on wallet {wallet!r} was voided: its ref is spent "
+                        "(a deposit that did arrive needs a ref of its own)", ref=ref,
+                        wallet=wallet)
                 if (wallet, ref) not in self._state.deposit_refs:
                     raise e.InvalidState(
                         f"deposit {ref!r} on wallet {wallet!r} was detected and is not "

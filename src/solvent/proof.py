@@ -538,6 +538,7 @@ class LiabilitiesTree:
         return None
 
     def balance_of(self, key: bytes) -> int:
+        """The leaf's balance in minor units; :class:`LeafNotFound` if it is not here."""
         i = self._index(key)
         return int.from_bytes(self._levels[0][i * ENTRY_BYTES + HASH_BYTES:
                                               (i + 1) * ENTRY_BYTES], "big")
