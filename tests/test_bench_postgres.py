@@ -4,13 +4,15 @@ tables of its own that each run gets and leaves behind. (The figure itself comes
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 
 import solvent
 from conftest import postgres_base_url, require_postgres, with_prefix
 from solvent import bench_markets as bmk
-from solvent.store import postgres_conninfo
+from solvent.store import postgres_conninfo, postgres_helpers_present
 
 
 def test_no_server_is_a_reason_not_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,3 +52,33 @@ def test_each_run_gets_tables_of_its_own_and_drops_them(
                 assert conn.execute("SELECT to_regclass(%s)", (prefix + table,)
                                     ).fetchone() == (None,)
     assert urls[0] != urls[1]
+
+
+def test_a_run_leaves_a_database_without_eventsourcing_objects_as_it_found_it() -> None:
+    """The bench dropped its tables but left eventsourcing's shared function and type in
+    the target database (by default ``postgres``): objects a database that never held a
+    store did not have (the docs probe). They go too now, and only where the run made
+    them: a database that had them (a ledger lives there) keeps them."""
+    require_postgres()
+    conninfo, _ = postgres_conninfo(postgres_base_url())
+    name = f"bench_clean_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = postgres_base_url().rsplit("/", 1)[0] + "/" + name
+    try:
+        assert not postgres_helpers_present(base)
+        with bmk._store_url("postgres", base) as url, solvent.Ledger.open(url) as led:
+            led.register_asset("BTC", 8)
+            assert postgres_helpers_present(url)
+        assert not postgres_helpers_present(base)
+        with solvent.Ledger.open(with_prefix(base, "kept_")) as led:  # a ledger lives here
+            led.register_asset("BTC", 8)
+        with bmk._store_url("postgres", base) as url, solvent.Ledger.open(url) as led:
+            led.register_asset("ETH", 8)
+        assert postgres_helpers_present(base)
+        with solvent.Ledger.open(with_prefix(base, "kept_")) as led:
+            led.register_asset("ETH", 8)
+            assert led.assets() == ["BTC", "ETH"]
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -47,7 +47,14 @@ from solvent.engine import codes as ec
 from solvent.errors import Rejected
 from solvent.ledger import Ledger
 from solvent.matching import codes as mc
-from solvent.store import drop_postgres_store, postgres_conninfo, postgres_unreachable, redact
+from solvent.store import (
+    drop_postgres_helpers,
+    drop_postgres_store,
+    postgres_conninfo,
+    postgres_helpers_present,
+    postgres_unreachable,
+    redact,
+)
 
 ACCOUNTS: Final = 1_000
 ROWS_PER_CALL: Final = 10_000
@@ -219,10 +226,13 @@ def _store_url(store: str, pg_base: str) -> Iterator[str]:
         query = [(k, v) for k, v in parse_qsl(parts.query) if k != "prefix"]
         query.append(("prefix", f"bench_{uuid.uuid4().hex[:12]}_"))
         url = parts._replace(query=urlencode(query)).geturl()
+        helpers_before = postgres_helpers_present(url)
         try:
             yield url
         finally:
             drop_postgres_store(url)
+            if not helpers_before:  # leave the database as it was found
+                drop_postgres_helpers(url)
 
 
 def _trial(core: str, url: str, work: Any, single: bool) -> tuple[float, dict[str, int], str]:

@@ -27,6 +27,7 @@ which this module reports as :class:`~solvent.errors.WriterFenced`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -445,6 +446,39 @@ def drop_postgres_store(url: str) -> None:
         # quoted as eventsourcing quotes them when it creates them (a prefix may have A-Z)
         conn.execute(SQL("DROP TABLE IF EXISTS {}, {}").format(
             Identifier(prefix + "journal"), Identifier(prefix + "snapshots")))
+
+
+# What eventsourcing creates in a PostgreSQL schema beside a store's tables, shared by
+# every store there (the originator ids are UUIDs)
+_PG_HELPER_FUNCTION = "es_insert_events_uuid"
+_PG_HELPER_TYPE = "stored_event_uuid"
+
+
+def postgres_helpers_present(url: str) -> bool:
+    """Whether eventsourcing's shared function and type exist in ``url``'s database
+    (a store created there makes them; they outlive its tables)."""
+    import psycopg
+
+    conninfo, _prefix = postgres_conninfo(url)
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM pg_proc WHERE proname = %s)"
+            " + (SELECT count(*) FROM pg_type WHERE typname = %s)",
+            (_PG_HELPER_FUNCTION, _PG_HELPER_TYPE)).fetchone()
+    return bool(row and row[0])
+
+
+def drop_postgres_helpers(url: str) -> None:
+    """Drop eventsourcing's shared function and type from ``url``'s database, where no
+    table uses the type (for a benchmark that found them absent; never for a ledger)."""
+    import psycopg
+    from psycopg.sql import SQL, Identifier
+
+    conninfo, _prefix = postgres_conninfo(url)
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(SQL("DROP FUNCTION IF EXISTS {}").format(Identifier(_PG_HELPER_FUNCTION)))
+        with contextlib.suppress(psycopg.errors.DependentObjectsStillExist):
+            conn.execute(SQL("DROP TYPE IF EXISTS {}").format(Identifier(_PG_HELPER_TYPE)))
 
 
 def _password(url: str) -> str:
