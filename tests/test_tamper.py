@@ -15,6 +15,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import uuid
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,21 @@ import msgspec
 import pytest
 
 import solvent
-from conftest import CLOCK_START_NS, Clock, RawStore, build_exchange, observe
+from conftest import (
+    CLOCK_START_NS,
+    Clock,
+    RawStore,
+    build_exchange,
+    observe,
+    postgres_base_url,
+    require_postgres,
+    with_prefix,
+)
 from solvent import records as r
 from solvent.journal import StoredBatch
 from solvent.ledger import verify_store
 from solvent.state import snapshot_decoder
-from solvent.store import JournalStore
+from solvent.store import JournalStore, drop_postgres_store, postgres_conninfo
 
 BTC = 10**8
 BATCHES = 6
@@ -547,6 +557,26 @@ def test_cli_verify_of_a_missing_journal_is_an_error_and_creates_nothing(tmp_pat
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "does not exist" in proc.stderr
     assert not missing.exists()
+
+
+def test_cli_verify_of_a_postgresql_database_without_a_ledger_says_so() -> None:
+    """A database (or prefix) with no ledger's tables said ``cannot read ...: relation
+    "public.solvent_snapshots" does not exist``, where SQLite says there is no ledger:
+    both say "no ledger at" now, exit 2, and nothing is created."""
+    require_postgres()
+    url = with_prefix(postgres_base_url(), f"none_{uuid.uuid4().hex[:8]}_")
+    _conninfo, prefix = postgres_conninfo(url)
+    result = solvent_verify(url)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"no ledger at {url}: table '{prefix}journal' does not exist" in result.stderr
+    with pytest.raises(solvent.StoreError, match="no ledger at"):
+        solvent.Ledger.open(url, create=False)
+    store = JournalStore(url)  # creating it makes the tables
+    store.close()
+    try:
+        assert solvent_verify(url).returncode == 0
+    finally:
+        drop_postgres_store(url)
 
 
 def sha256_of(path: Path) -> str:

@@ -208,7 +208,8 @@ class JournalStore:
             "host": parts.hostname or "127.0.0.1", "port": parts.port or 5432,
             "user": unquote(parts.username or "postgres"),
             "password": unquote(parts.password or "")}
-        _first_connection(self.url, where, connect_timeout_s)
+        _first_connection(self.url, where, connect_timeout_s,
+                          () if self.create else (prefix + "journal", prefix + "snapshots"))
         self._datastore = PostgresDatastore(**where, connect_timeout=connect_timeout_s,
                                             pool_size=2)
         journal = PostgresJournalRecorder(self._datastore, events_table_name=prefix + "journal")
@@ -368,17 +369,25 @@ class JournalStore:
             self._datastore = None
 
 
-def _first_connection(url: str, where: dict[str, Any], connect_timeout_s: float) -> None:
+def _first_connection(url: str, where: dict[str, Any], connect_timeout_s: float,
+                      tables: Sequence[str] = ()) -> None:
     """Connect once, directly, before the pool does: where the server answers (no such
     database, role or password), the pool would only say "couldn't get a connection
-    after 5.00 sec" once its wait ran out; this says why, at once."""
+    after 5.00 sec" once its wait ran out; this says why, at once. ``tables`` (a store
+    opened without creating it) must exist, as a SQLite file must: else "no ledger"."""
     import psycopg
 
     try:
-        psycopg.connect(**where, connect_timeout=max(2, math.ceil(connect_timeout_s))).close()
+        with psycopg.connect(**where, connect_timeout=max(2, math.ceil(connect_timeout_s))
+                             ) as conn:
+            missing = [t for t in tables
+                       if conn.execute("SELECT to_regclass(%s)", (f'"{t}"',)).fetchone()
+                       == (None,)]
     except psycopg.Error as exc:
         raise StoreError(f"cannot open store {redact(url)}: "
                          f"{scrub(_one_line(exc), url)}") from None
+    if missing:
+        raise StoreError(f"no ledger at {redact(url)}: table {missing[0]!r} does not exist")
 
 
 def _one_line(exc: BaseException) -> str:
