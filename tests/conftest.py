@@ -26,8 +26,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 import solvent
+from solvent import records as r
 from solvent.amounts import from_minor
-from solvent.store import drop_postgres_store, postgres_conninfo, postgres_unreachable
+from solvent.journal import StoredBatch
+from solvent.store import (
+    JournalStore,
+    drop_postgres_store,
+    postgres_conninfo,
+    postgres_unreachable,
+)
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 CLOCK_START_NS = 1_771_000_000_000_000_000  # Feb 2026, when the Bithumb payout happened
@@ -473,3 +480,25 @@ def assert_holds_match_orders(led: solvent.Ledger) -> None:
         for asset in led.assets():
             held = led.balance_minor(account, asset)[1]
             assert held == reserved.get((account, asset), 0), (account, asset, held, reserved)
+
+
+# -- forging ---------------------------------------------------------------------------------
+
+
+def append_forged_batch(url: str, records: list[r.JournalRecord]) -> str:
+    """Append a batch with a correct hash chain, as a forger with the code would."""
+    store = JournalStore(url)
+    try:
+        head = bytes(32)
+        last = None
+        for last in store.read():
+            head = last.digest
+        assert last is not None
+        version = last.originator_version + 1
+        payload = r.encoder.encode(
+            r.Batch(version=version, first_position=records[0].position, records=records))
+        sealed = StoredBatch.seal(version, head, payload)
+        store.append(sealed)
+        return sealed.digest.hex()
+    finally:
+        store.close()

@@ -28,9 +28,8 @@ import msgspec
 import pytest
 
 import solvent
-from conftest import Clock, clock_time
+from conftest import Clock, append_forged_batch, clock_time
 from solvent import records as r
-from solvent.journal import StoredBatch
 from solvent.ledger import verify_store
 from solvent.store import JournalStore
 
@@ -100,22 +99,6 @@ def copy_of(base: tuple[Path, dict[str, Any]], dst: Path) -> Path:
     return dst
 
 
-def append_forged(path: Path, records: list[Any]) -> None:
-    """Append ``records`` as one batch with a correct hash chain."""
-    store = JournalStore(url_of(path))
-    try:
-        head, last = bytes(32), None
-        for last in store.read():
-            head = last.digest
-        assert last is not None
-        version = last.originator_version + 1
-        payload = r.encoder.encode(
-            r.Batch(version=version, first_position=records[0].position, records=records))
-        store.append(StoredBatch.seal(version, head, payload))
-    finally:
-        store.close()
-
-
 def live_records(base: tuple[Path, dict[str, Any]], tmp_path: Path,
                  action: Callable[[solvent.Ledger], object]) -> list[Any]:
     """The records ``action`` journals when run live on a copy of the base journal."""
@@ -128,6 +111,21 @@ def live_records(base: tuple[Path, dict[str, Any]], tmp_path: Path,
 
 def replace(records: list[Any], **fields: Any) -> list[Any]:
     return [msgspec.structs.replace(rec, **fields) for rec in records]
+
+
+def refusals(path: Path, core: str) -> list[solvent.TamperDetected]:
+    """What both detectors raise on the journal at ``path`` (each must raise)."""
+    store = JournalStore(url_of(path), readonly=True)
+    try:
+        with pytest.raises(solvent.TamperDetected) as by_store:
+            verify_store(store, core)
+    finally:
+        store.close()
+    with pytest.raises(solvent.TamperDetected) as by_ledger, solvent.Ledger.open(
+        url_of(path), core=core
+    ) as led:
+        led.verify()
+    return [by_store.value, by_ledger.value]
 
 
 def verify_both(path: Path, core: str) -> None:
@@ -276,18 +274,8 @@ def test_a_record_its_actor_could_not_have_made_does_not_replay(
     forged = make(info, lambda action: live_records(base, tmp_path, action))
     assert forged and forged[0].position == info["position"] + 1
     path = copy_of(base, tmp_path / "forged.db")
-    append_forged(path, forged)
-    store = JournalStore(url_of(path), readonly=True)
-    try:
-        with pytest.raises(solvent.TamperDetected, match="position") as by_store:
-            verify_store(store, core)
-    finally:
-        store.close()
-    with pytest.raises(solvent.TamperDetected) as by_ledger, solvent.Ledger.open(
-        url_of(path), core=core
-    ) as led:
-        led.verify()
-    for exc in (by_store.value, by_ledger.value):
+    append_forged_batch(url_of(path), forged)
+    for exc in refusals(path, core):
         assert exc.position == info["position"] + 1, exc
         assert words in str(exc), exc
 
@@ -322,7 +310,7 @@ def test_the_same_records_by_an_allowed_actor_replay(
     forged = control[1](base[1], lambda action: live_records(base, tmp_path, action))
     assert forged
     path = copy_of(base, tmp_path / "forged.db")
-    append_forged(path, forged)
+    append_forged_batch(url_of(path), forged)
     verify_both(path, core)
 
 
@@ -439,18 +427,8 @@ def test_a_custody_record_its_command_would_have_refused_does_not_replay(
     _name, make, words = case
     forged = make(base[1], lambda action: live_records(base, tmp_path, action))
     path = copy_of(base, tmp_path / "forged.db")
-    append_forged(path, forged)
-    store = JournalStore(url_of(path), readonly=True)
-    try:
-        with pytest.raises(solvent.TamperDetected) as by_store:
-            verify_store(store, core)
-    finally:
-        store.close()
-    with pytest.raises(solvent.TamperDetected) as by_ledger, solvent.Ledger.open(
-        url_of(path), core=core
-    ) as led:
-        led.verify()
-    for exc in (by_store.value, by_ledger.value):
+    append_forged_batch(url_of(path), forged)
+    for exc in refusals(path, core):
         assert words in str(exc), exc
         assert exc.version == base[1]["version"] + 1 and exc.position is not None, exc
 
@@ -476,5 +454,5 @@ def test_the_custody_records_as_their_commands_made_them_replay(
 ) -> None:
     forged = control[1](base[1], lambda action: live_records(base, tmp_path, action))
     path = copy_of(base, tmp_path / "forged.db")
-    append_forged(path, forged)
+    append_forged_batch(url_of(path), forged)
     verify_both(path, core)

@@ -28,6 +28,7 @@ from conftest import (
     CLOCK_START_NS,
     Clock,
     RawStore,
+    append_forged_batch,
     build_exchange,
     observe,
     postgres_base_url,
@@ -35,7 +36,6 @@ from conftest import (
     with_prefix,
 )
 from solvent import records as r
-from solvent.journal import StoredBatch
 from solvent.ledger import verify_store
 from solvent.state import snapshot_decoder
 from solvent.store import JournalStore, drop_postgres_store, postgres_conninfo
@@ -391,25 +391,6 @@ def test_tampered_tail_after_the_snapshot_is_caught_by_open(
     with pytest.raises(solvent.TamperDetected) as info:
         solvent.Ledger.open(persistent_url)
     assert info.value.version == BATCHES + 1
-
-
-def append_forged_batch(url: str, records: list[r.JournalRecord]) -> str:
-    """Append a batch with a correct hash chain, as a forger with the code would."""
-    store = JournalStore(url)
-    try:
-        head = bytes(32)
-        last = None
-        for last in store.read():
-            head = last.digest
-        assert last is not None
-        version = last.originator_version + 1
-        payload = r.encoder.encode(
-            r.Batch(version=version, first_position=records[0].position, records=records))
-        sealed = StoredBatch.seal(version, head, payload)
-        store.append(sealed)
-        return sealed.digest.hex()
-    finally:
-        store.close()
 
 
 def test_forged_batch_that_creates_money_does_not_replay(
