@@ -505,6 +505,33 @@ def test_a_frozen_accounts_withdrawal_goes_no_further_towards_the_chain(
     led.verify()
 
 
+def test_what_open_withdrawals_commit_is_the_same_after_a_snapshot(
+    tmp_path: Any, core: str
+) -> None:
+    """What a wallet's open withdrawals commit is kept as a running figure (it was a sum
+    over every withdrawal ever made, on each request: quadratic over a long journal,
+    and replay now checks it too); reopened from a snapshot, it is derived again."""
+    clock = Clock()
+    url = f"sqlite:///{tmp_path}/w.db"
+    with solvent.Ledger.open(url, core=core, clock=clock) as led:
+        custody_exchange(led)  # each customer holds 2 BTC in btc-cold (6 in all)
+        attest_book(led, clock, "btc-cold")
+        attest_book(led, clock, "krw-bank", source="bank")
+        first = request(led, "c000", "2", ref="w-1")
+        request(led, "c001", "2", ref="w-2")
+        led.fail_withdrawal(first, reason="cancelled", actor="ops-1")  # 2 of 7 committed
+        led.snapshot()
+    with solvent.Ledger.open(url, core=core, clock=clock) as led:
+        led.open_wallet("btc-hot", asset="BTC")  # the treasury's 4 more BTC lie elsewhere
+        led.deposit("treasury", "BTC", "4", wallet="btc-hot", ref="fund-2")
+        attest_book(led, clock, "btc-hot")
+        request(led, "c002", "2", ref="w-3")  # 4 of btc-cold's 7 committed
+        rejects(led, solvent.InsufficientFunds, "insufficient_funds",
+                lambda: request(led, "treasury", "4", ref="w-4"), "committed")
+        request(led, "treasury", "3", ref="w-4")  # 7 of 7
+        led.verify()
+
+
 def test_withdrawal_beyond_available_is_refused(led: solvent.Ledger, live: Exchange) -> None:
     rejects(led, solvent.InsufficientFunds, "insufficient_funds",
             lambda: request(led, amount="2.00000001"), "c000")
