@@ -200,9 +200,9 @@ class CustodyState:
         self.withdrawals: dict[str, Withdrawal] = {}
         self.withdrawal_refs: dict[str, str] = {}
         self.open_withdrawals = 0  # neither completed nor failed (derived, for the limit)
-        # wallet -> what its open withdrawals commit (derived: a request may not commit
+        # wallet number -> what its open withdrawals commit (derived: a request may not commit
         # more than the wallet's book balance)
-        self.committed_out: dict[str, int] = {}
+        self.committed_out: dict[int, int] = {}
         self.recent: dict[int, deque[str]] = {}  # asset -> withdrawal ids, oldest first
         self.attestations: dict[int, Attestation] = {}  # wallet number -> last attestation
         self.halts: dict[int, dict[str, r.AssetHalted]] = {}
@@ -351,7 +351,8 @@ class CustodyState:
         )
         self.withdrawal_refs[rec.ref] = rec.withdrawal_id
         self.open_withdrawals += 1
-        self.committed_out[rec.wallet] = self.committed_out.get(rec.wallet, 0) + rec.amount_minor
+        w = st.account_index[rec.wallet]
+        self.committed_out[w] = self.committed_out.get(w, 0) + rec.amount_minor
         ids = self.recent.setdefault(a, deque())
         while ids and self.withdrawals[ids[0]].requested_ns <= rec.time_ns - DAY_NS:
             ids.popleft()  # out of every later rolling day (command time never goes back)
@@ -379,7 +380,7 @@ class CustodyState:
                                (pol.asset_daily_limit_minor, None)):
             if limit and self.daily_requested(a, account, rec.time_ns) + rec.amount_minor > limit:
                 raise self._fail(rec, "goes past a daily withdrawal limit")
-        if self.committed_out.get(rec.wallet, 0) + rec.amount_minor > st.core.available(w, a):
+        if self.committed_out.get(w, 0) + rec.amount_minor > st.core.available(w, a):
             raise self._fail(rec, f"commits more than wallet {rec.wallet!r} holds")
 
     def _withdrawal(self, rec: Any, *statuses: str) -> Withdrawal:
@@ -413,7 +414,7 @@ class CustodyState:
         self._core_ok(rec, code)
         wd.status = "completed"
         self.open_withdrawals -= 1
-        self.committed_out[wd.wallet] -= wd.amount_minor
+        self.committed_out[w] -= wd.amount_minor
         self.in_flight_out[w] -= wd.amount_minor
 
     def _on_failed(self, rec: r.WithdrawalFailed) -> None:
@@ -427,7 +428,7 @@ class CustodyState:
         wd.status = "failed"
         wd.reason = rec.reason
         self.open_withdrawals -= 1
-        self.committed_out[wd.wallet] -= wd.amount_minor
+        self.committed_out[st.account_index[wd.wallet]] -= wd.amount_minor
 
     def _on_attested(self, rec: r.Attested) -> None:
         st = self.state
@@ -625,8 +626,8 @@ class CustodyState:
             self.withdrawal_refs[wd.ref] = wd.withdrawal_id
             if wd.status not in ("completed", "failed"):
                 self.open_withdrawals += 1
-                self.committed_out[wd.wallet] = (self.committed_out.get(wd.wallet, 0)
-                                                 + wd.amount_minor)
+                wi = self.state.account_index[wd.wallet]
+                self.committed_out[wi] = self.committed_out.get(wi, 0) + wd.amount_minor
             if wd.status == "broadcast":
                 wi = self.state.account_index[wd.wallet]
                 self.in_flight_out[wi] = self.in_flight_out.get(wi, 0) + wd.amount_minor
@@ -964,7 +965,7 @@ class CustodyCommands:
                         f"{format_minor(used, dec)} of its {format_minor(limit, dec)} {asset} "
                         "daily limit in use", account=account, asset=asset,
                         amount_minor=amount_minor, used_minor=used, limit_minor=limit)
-            committed = cust.committed_out.get(wallet, 0)
+            committed = cust.committed_out.get(w, 0)
             book = self._state.core.available(w, a)
             if committed + amount_minor > book:
                 raise e.InsufficientFunds(
