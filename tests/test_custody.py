@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -685,6 +685,11 @@ def test_attest_validates_its_input(led: solvent.Ledger, live: Exchange, clock: 
     rejects(led, solvent.InvalidArgument, "invalid_argument", attest(as_of="2026-02-06"))
     rejects(led, solvent.InvalidArgument, "invalid_argument",
             attest(as_of=now - timedelta(seconds=1)), "older", "btc-cold")
+    # the journal keeps times as int64 ns since the epoch: year 1 could not be encoded
+    # (an AssertionError at the commit before 2026-11-22)
+    for ancient in (datetime(1, 1, 1, tzinfo=UTC), datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC)):
+        rejects(led, solvent.InvalidArgument, "invalid_argument", attest(as_of=ancient),
+                "before 1970")
     rejects(led, solvent.UnknownWallet, "unknown_wallet", attest("c000"), "c000")
     rejects(led, solvent.UnknownWallet, "unknown_wallet", attest("eth-hot"), "eth-hot")
     for money in (7.0, 0.0):
@@ -706,6 +711,39 @@ def test_attest_validates_its_input(led: solvent.Ledger, live: Exchange, clock: 
     rejects(led, solvent.InvalidArgument, "invalid_argument",
             attest(as_of=now + timedelta(hours=1)), "future", "btc-cold")
     led.attest("btc-cold", "7", as_of=now + timedelta(seconds=60), source="node")
+
+
+class ScriptedClock(Clock):
+    """A :class:`Clock` that returns ``script``'s readings first (one may go back)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.script: list[int] = []
+
+    def __call__(self) -> int:
+        if self.script:
+            self.now_ns = self.script.pop(0)
+            return self.now_ns
+        return super().__call__()
+
+
+def test_an_attestation_is_checked_against_the_time_its_record_carries(core: str) -> None:
+    """attest checks ``as_of`` against one clock reading, and its record carries that
+    reading: a clock stepping back between two readings (NTP) made a record that
+    replay refuses, an AssertionError on the live path before 2026-11-22."""
+    clock = ScriptedClock()
+    with solvent.Ledger.open("memory:", core=core, clock=clock) as led:
+        custody_exchange(led)
+        attest_book(led, clock, "btc-cold")
+        balance = Decimal(book_minor(led, "btc-cold")).scaleb(-8)  # reads the clock too
+        base_ns = clock.now_ns + 10**9
+        clock.script = [base_ns, base_ns - 200 * 10**9]  # the second 200 s earlier
+        as_of = clock_time(Clock(base_ns + 250 * 10**9))  # within the 300 s of skew
+        report = led.attest("btc-cold", balance, as_of=as_of, source="node")
+        assert not [p for p in report.problems if "btc-cold" in p], report.problems
+        (rec,) = led.records(after_position=led.position - 1)
+        assert isinstance(rec, r.Attested) and rec.time_ns == base_ns, rec
+        led.verify()
 
 
 def test_books_moving_after_an_attestation_halt_nothing_until_that_wallet_is_attested(

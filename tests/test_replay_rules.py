@@ -34,6 +34,8 @@ from solvent.ledger import verify_store
 from solvent.store import JournalStore
 
 BTC = 10**8
+DAY_NS = 86_400 * 10**9
+INT64_MAX = 2**63 - 1
 LATER_NS = 10**9  # the forged records' clock starts a second after the base journal's
 
 
@@ -368,6 +370,13 @@ def withdrawal_of_alice(led: solvent.Ledger) -> object:
                                   ref="w-9", actor="op1")
 
 
+def attest_btc_hot(info: dict[str, Any]) -> Callable[[solvent.Ledger], object]:
+    """btc-hot attested as its books and its pending deposit explain it (27 BTC), as
+    of the base journal's last time: clean, so its only record is the attestation."""
+    return lambda led: led.attest("btc-hot", "27", as_of=clock_time(Clock(info["clock_ns"])),
+                                  source="node")
+
+
 RULE_CASES: list[Case] = [
     ("withdrawal from a halted asset",
      lambda i, live: [r.WithdrawalRequested(
@@ -418,6 +427,44 @@ RULE_CASES: list[Case] = [
          "btc-hot", "5", as_of=clock_time(Clock(i["clock_ns"])), source="node"))
          if not (isinstance(rec, r.AssetHalted) and rec.cause == "shortfall")], i),
      "Attested shows a shortfall of wallet 'btc-hot' of BTC"),
+    ("deposit confirmed with fewer confirmations than the policy asks",
+     lambda i, live: [rec if not isinstance(rec, r.DepositConfirmed)
+                      else msgspec.structs.replace(rec, confirmations=5)
+                      for rec in live(lambda led: (
+                          led.set_custody_policy("BTC", confirmations=6),
+                          led.confirm_deposit("btc-hot", "pend-1", confirmations=6)))],
+     "has 5 confirmations; BTC needs 6"),
+    ("policy asking for no confirmation",
+     lambda i, live: replace(live(lambda led: led.set_custody_policy("BTC")),
+                             confirmations=0), "has confirmations 0, outside 1.."),
+    ("policy with a negative tolerance",
+     lambda i, live: replace(live(lambda led: led.set_custody_policy("BTC")),
+                             tolerance_minor=-1), "has tolerance_minor -1"),
+    ("policy with an attestation age in part seconds",
+     lambda i, live: replace(live(lambda led: led.set_custody_policy("BTC")),
+                             max_attestation_age_ns=DAY_NS + 1), "not whole seconds"),
+    ("attestation older than the wallet's last",
+     lambda i, live: replace(live(attest_btc_hot(i)), as_of_ns=1),
+     "is older than the last attestation of 'btc-hot'"),
+    ("attestation as of beyond the clock skew",
+     lambda i, live: [msgspec.structs.replace(rec, as_of_ns=rec.time_ns + 301 * 10**9)
+                      for rec in live(attest_btc_hot(i))], "outside 0 .. its command time"),
+    ("attestation as of before 1970",
+     lambda i, live: replace(live(attest_btc_hot(i)), as_of_ns=-1),
+     "outside 0 .. its command time"),
+    ("attestation of a negative balance",
+     lambda i, live: replace(live(attest_btc_hot(i)), balance_minor=-1),
+     "attests a negative balance -1"),
+    ("attestation with no source",
+     lambda i, live: replace(live(attest_btc_hot(i)), source=""), "has no source"),
+    ("attestation putting the reserves past int64",
+     lambda i, live: [rec if not isinstance(rec, r.Attested)
+                      else msgspec.structs.replace(rec, balance_minor=INT64_MAX)
+                      for rec in live(lambda led: (
+                          led.open_wallet("btc-2", asset="BTC"),
+                          led.attest("btc-2", 0, as_of=clock_time(Clock(i["clock_ns"])),
+                                     source="node")))],
+     "puts the attested reserves of BTC past int64"),
     ("attestation of low coverage with no halt",
      lambda i, live: [rec for rec in live(lambda led: led.attest(
          "btc-hot", "5", as_of=clock_time(Clock(i["clock_ns"])), source="node"))
@@ -447,6 +494,11 @@ RULE_CONTROLS: list[tuple[str, Callable[[dict[str, Any], Any], list[Any]]]] = [
      lambda i, live: live(lambda led: (
          led.attest("eth-hot", "1", as_of=clock_time(Clock(i["clock_ns"])), source="node"),
          led.approve_resume("ETH", actor="op2")))),
+    ("a deposit confirmed as the policy asks, and the wallet attested again",
+     lambda i, live: live(lambda led: (
+         led.set_custody_policy("BTC", confirmations=6, max_attestation_age_s=3600),
+         led.confirm_deposit("btc-hot", "pend-1", confirmations=6),
+         attest_btc_hot(i)(led)))),
     ("a withdrawal within the daily limit",
      lambda i, live: live(lambda led: (led.set_custody_policy("BTC", account_daily_limit="1"),
                                        withdrawal_of_alice(led)))),

@@ -289,6 +289,22 @@ class CustodyState:
 
     def _on_policy(self, rec: r.CustodyPolicySet) -> None:
         a = self.state.asset_index[rec.asset]
+        # set_custody_policy's ranges (a minimum coverage 0..10, amounts 0..int64)
+        for name, value, low, high in (
+            ("confirmations", rec.confirmations, 1, MAX_POLICY_COUNT),
+            ("max_attestation_age_ns", rec.max_attestation_age_ns, 10**9,
+             MAX_POLICY_COUNT * 10**9),
+            ("min_coverage_ppm", rec.min_coverage_ppm, 0, 10 * PPM),
+            ("tolerance_minor", rec.tolerance_minor, 0, c.INT64_MAX),
+            ("account_daily_limit_minor", rec.account_daily_limit_minor, 0, c.INT64_MAX),
+            ("asset_daily_limit_minor", rec.asset_daily_limit_minor, 0, c.INT64_MAX),
+            ("approval_threshold_minor", rec.approval_threshold_minor, 0, c.INT64_MAX),
+        ):
+            if not low <= value <= high:
+                raise self._fail(rec, f"has {name} {value}, outside {low}..{high}")
+        if rec.max_attestation_age_ns % 10**9:
+            raise self._fail(rec, f"has max_attestation_age_ns {rec.max_attestation_age_ns}, "
+                                  "not whole seconds")
         self.live_until.pop(a, None)
         self.policies[a] = Policy(
             confirmations=rec.confirmations,
@@ -318,6 +334,10 @@ class CustodyState:
             rec.account, rec.asset, rec.amount_minor
         ):
             raise self._fail(rec, "confirms no matching detected deposit")
+        need = self.policy(self.state.asset_index[rec.asset]).confirmations
+        if not need <= rec.confirmations <= MAX_POLICY_COUNT:  # confirm_deposit's check
+            raise self._fail(rec, f"has {rec.confirmations} confirmations; {rec.asset} needs "
+                                  f"{need} (at most {MAX_POLICY_COUNT:,})")
         st = self.state
         w = st.account_index[rec.wallet]
         code = st.core.post(w, st.account_index[rec.account], st.asset_index[rec.asset],
@@ -436,6 +456,23 @@ class CustodyState:
         a = st.asset_index[rec.asset]
         if w not in st.wallet_accounts or st.core.wallet_asset(w) != a:
             raise self._fail(rec, "attests a wallet of another asset")
+        # attest's checks: a balance of at least 0, a source, a time since the epoch and
+        # within the skew of the command's, never older than the wallet's last one, and
+        # attested reserves within int64
+        if rec.balance_minor < 0:
+            raise self._fail(rec, f"attests a negative balance {rec.balance_minor}")
+        if not rec.source:
+            raise self._fail(rec, "has no source")
+        if not 0 <= rec.as_of_ns <= rec.time_ns + MAX_CLOCK_SKEW_NS:
+            raise self._fail(rec, f"is as of {rec.as_of_ns} ns, outside 0 .. its command "
+                                  f"time {rec.time_ns} ns + {MAX_CLOCK_SKEW_NS // 10**9} s")
+        prior = self.attestations.get(w)
+        if prior is not None and rec.as_of_ns < prior.as_of_ns:
+            raise self._fail(rec, f"is older than the last attestation of {rec.wallet!r} "
+                                  f"(as of {rec.as_of_ns} ns, before {prior.as_of_ns} ns)")
+        if (self.attested_reserves(a) or 0) + rec.balance_minor - (
+                prior.balance_minor if prior is not None else 0) > c.INT64_MAX:
+            raise self._fail(rec, f"puts the attested reserves of {rec.asset} past int64")
         self.attestations[w] = Attestation(rec.balance_minor, rec.as_of_ns, rec.source,
                                            rec.position)
         self.live_until.pop(a, None)
@@ -650,6 +687,8 @@ def _ns(when: datetime) -> int:
     if when.tzinfo is None:
         raise e.InvalidArgument("as_of must be timezone-aware (UTC)")
     delta = when - datetime(1970, 1, 1, tzinfo=UTC)
+    if delta.days < 0:  # the journal keeps times as int64 ns since the epoch, never before
+        raise e.InvalidArgument(f"as_of {when.isoformat()} is before 1970-01-01 UTC")
     return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1_000
 
 
@@ -668,7 +707,8 @@ class CustodyCommands:
         def _authorize(self, actor: str | None, command: str, debit_account: str = "") -> str:
             ...
 
-        def _emit(self, cls: type[Any], actor: str, ref: str, **fields: Any) -> Receipt: ...
+        def _emit(self, cls: type[Any], actor: str, ref: str, *, time_ns: int | None = None,
+                  **fields: Any) -> Receipt: ...
 
         def _now(self) -> int: ...
 
@@ -1096,7 +1136,8 @@ class CustodyCommands:
                 balance_minor = to_minor(balance, self._state.asset_decimals[a],
                                          what="balance", asset=asset)
             as_of_ns = _ns(as_of)
-            if as_of_ns > self._now() + MAX_CLOCK_SKEW_NS:
+            now = self._now()  # the command time, which the record carries (replay checks it)
+            if as_of_ns > now + MAX_CLOCK_SKEW_NS:
                 raise e.InvalidArgument(
                     f"attestation of {wallet!r} as of {as_of.isoformat()} is in the future "
                     f"(beyond {MAX_CLOCK_SKEW_NS // 10**9} s of the command time)", wallet=wallet)
@@ -1113,10 +1154,10 @@ class CustodyCommands:
                     f"{reserves} minor units, past int64 (its {self._state.asset_decimals[a]} "
                     "decimals are too fine for its reserves)", asset=asset, wallet=wallet)
             with self._one_command():
-                self._emit(r.Attested, who, "", wallet=wallet, asset=asset,
+                self._emit(r.Attested, who, "", time_ns=now, wallet=wallet, asset=asset,
                            balance_minor=balance_minor, as_of_ns=as_of_ns, source=source,
                            evidence=evidence or "")
-                report = self._custody.reconcile(a, self._now())
+                report = self._custody.reconcile(a, now)
                 self._halt_if_needed(who, a, report, only_wallet=wallet)
             return report
 

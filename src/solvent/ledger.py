@@ -856,12 +856,16 @@ class Ledger(CustodyCommands, MarketCommands):
                 "nanoseconds since the epoch (time.time_ns), 0..2**63-1")
         return max(now, self._state.last_time_ns)
 
-    def _emit(self, cls: type[r.Record], actor: str, ref: str, **fields: Any) -> Receipt:
+    def _emit(self, cls: type[r.Record], actor: str, ref: str, *, time_ns: int | None = None,
+              **fields: Any) -> Receipt:
         """Journal a record whose change is made by its handler (``state.apply``):
         the live path and the replay path are one. The command validated
-        everything first, so the handler cannot refuse it."""
+        everything first, so the handler cannot refuse it. ``time_ns``: the command
+        time the command validated against (a ``_now()`` reading of this command),
+        where replay checks the record against its own time; else the clock now."""
         state = self._state
-        rec = cls(position=state.position + 1, time_ns=self._now(), actor=actor, ref=ref,
+        rec = cls(position=state.position + 1,
+                  time_ns=self._now() if time_ns is None else time_ns, actor=actor, ref=ref,
                   **fields)
         try:
             state.apply(rec)
