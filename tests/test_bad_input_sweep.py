@@ -222,6 +222,12 @@ def test_junk_in_any_argument_is_refused_with_a_typed_error_and_changes_nothing(
                     assert 0 < len(str(exc)) < 400, (where, str(exc)[:500])
                     assert everything(led) == before, where
                 else:  # the junk was valid there: start again from the same ledger
+                    try:  # what it journaled decodes and replays (a None client_order_id
+                        led.verify()  # was journaled and broke it, before 2026-11-22)
+                    except solvent.TamperDetected as exc:
+                        raise AssertionError(
+                            f"{name}({slot}={shown_value(junk)[:40]}) journaled a record "
+                            f"that does not replay: {exc}") from exc
                     if isinstance(out, solvent.BulkOutcomes):  # refused row by row
                         refused += out.codes() != ["ok"]
                     elif isinstance(out, solvent.BulkResult):

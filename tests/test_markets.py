@@ -337,6 +337,31 @@ def test_market_sell_by_qty_sweeps_bids_and_expires_the_rest(
     check(led)
 
 
+def test_a_market_order_is_ioc_unless_told_otherwise(led: solvent.Ledger, ex: Any) -> None:
+    """The issue's own example, ``place_order("bob", "BTC-KRW", "buy",
+    quote_qty="1000000", type="market")``, names no ``tif``: it was refused as
+    "never post-only" before 2026-11-22 (the default tif was GTC for every type)."""
+    sell(led, "c001", "0.1", "98000000")
+    buy(led, "c002", "0.1", "97000000")
+    o = led.place_order("c000", MARKET, "buy", quote_qty="1000000", type="market")
+    assert (o.status, o.filled_qty) == ("expired", Decimal("0.01"))
+    assert placed(led, o.order_id).tif == "IOC"
+    o = led.place_order("c000", MARKET, "sell", qty="0.01", type="market")
+    assert (o.status, placed(led, o.order_id).tif) == ("filled", "IOC")
+    row = led.order_row("c000", MARKET, "sell", qty="0.01", type="market")
+    assert row == led.order_row("c000", MARKET, "sell", qty="0.01", type="market", tif="IOC")
+    assert placed(led, buy(led, "c000", "0.01", "96000000").order_id).tif == "GTC"
+    exc = refused(led, solvent.InvalidArgument, "invalid_argument",
+                  lambda: led.place_order("c000", MARKET, "sell", qty="0.01", type="market",
+                                          tif="GTC"))
+    assert "never GTC" in str(exc)
+    exc = refused(led, solvent.InvalidArgument, "invalid_argument",
+                  lambda: led.place_order("c000", MARKET, "sell", qty="0.01", type="market",
+                                          post_only=True))
+    assert "never post-only" in str(exc)
+    check(led)
+
+
 def test_market_buy_by_budget_never_spends_more_than_the_budget(
     led: solvent.Ledger, ex: Any
 ) -> None:
@@ -705,7 +730,7 @@ REJECTIONS: list[tuple[str, Any, dict[str, Any], type[solvent.Rejected], str]] =
     ("market_with_price", _asks, {"type": "market", "tif": "IOC", "side": "sell",
                                   "qty": "0.1", "price": "97000000"},
      solvent.InvalidArgument, "invalid_argument"),
-    ("market_gtc", _asks, {"type": "market", "side": "sell", "qty": "0.1"},
+    ("market_gtc", _asks, {"type": "market", "tif": "GTC", "side": "sell", "qty": "0.1"},
      solvent.InvalidArgument, "invalid_argument"),
     ("market_buy_by_qty", _asks, {"type": "market", "tif": "IOC", "qty": "0.1"},
      solvent.InvalidArgument, "invalid_argument"),

@@ -1123,7 +1123,7 @@ class CustodyCommands:
             check_text(source, "source", limit=256)
             if not source:
                 raise e.InvalidArgument("an attestation needs a source")
-            check_text(evidence or "", "evidence")
+            evidence = "" if evidence is None else check_text(evidence, "evidence")
             w = self._account(wallet, "wallet")
             if w not in self._state.wallet_accounts:
                 raise e.UnknownWallet(f"{wallet!r} is an account, not a custody wallet",
@@ -1156,7 +1156,7 @@ class CustodyCommands:
             with self._one_command():
                 self._emit(r.Attested, who, "", time_ns=now, wallet=wallet, asset=asset,
                            balance_minor=balance_minor, as_of_ns=as_of_ns, source=source,
-                           evidence=evidence or "")
+                           evidence=evidence)
                 report = self._custody.reconcile(a, now)
                 self._halt_if_needed(who, a, report, only_wallet=wallet)
             return report

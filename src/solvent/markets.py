@@ -30,6 +30,7 @@ from solvent import records as r
 from solvent.amounts import (
     AmountLike,
     check_id,
+    check_ref,
     check_text,
     from_minor,
     shown_value,
@@ -216,6 +217,14 @@ def _market_number(item: object) -> object:
     if (type(item) is tuple or type(item) is list) and len(item) == ec.IN_FIELDS:
         return item[1]
     return None
+
+
+def _tif_for(type: object, tif: object) -> Any:
+    """An order's time in force: as given, or by default GTC for a limit order and
+    IOC for a market order (which never rests)."""
+    if tif is None:
+        return "IOC" if type == "market" else "GTC"
+    return tif
 
 
 def _check_order_id(order_id: object) -> None:
@@ -686,15 +695,15 @@ class MarketCommands:
     def order_row(
         self, account: str, market: str, side: str, *, qty: AmountLike | None = None,
         price: AmountLike | None = None, quote_qty: AmountLike | None = None,
-        type: str = "limit", tif: str = "GTC", post_only: bool = False,
+        type: str = "limit", tif: str | None = None, post_only: bool = False,
         stp: str = "expire_maker",
     ) -> tuple[int, ...]:
         """The :meth:`submit_orders` row of an order given as :meth:`place_order`
         takes it (units checked and converted now; everything that depends on
         state is checked when the row runs)."""
         with self._lock:
-            return self._order_row(account, market, side, qty, price, quote_qty, type, tif,
-                                   post_only, stp)
+            return self._order_row(account, market, side, qty, price, quote_qty, type,
+                                   _tif_for(type, tif), post_only, stp)
 
     def cancel_row(self, order_id: int, market: str) -> tuple[int, ...]:
         """The :meth:`submit_orders` row cancelling ``order_id`` in ``market``."""
@@ -720,14 +729,15 @@ class MarketCommands:
     def place_order(
         self, account: str, market: str, side: str, *, qty: AmountLike | None = None,
         price: AmountLike | None = None, quote_qty: AmountLike | None = None,
-        type: str = "limit", tif: str = "GTC", post_only: bool = False,
+        type: str = "limit", tif: str | None = None, post_only: bool = False,
         stp: str = "expire_maker", client_order_id: str = "", actor: str | None = None,
     ) -> Order:
         """Place an order backed by funds held now from ``account``.
 
-        ``type="limit"`` with ``price`` and ``qty`` (``tif`` GTC, IOC or FOK;
-        ``post_only`` with GTC); ``type="market"``: a sell by ``qty``, a buy by
-        ``quote_qty`` (a budget in quote units, fees included; IOC). Self-trade
+        ``type="limit"`` with ``price`` and ``qty`` (``tif`` GTC, the default, IOC or
+        FOK; ``post_only`` with GTC); ``type="market"``: a sell by ``qty`` (``tif`` IOC,
+        the default, or FOK), a buy by ``quote_qty`` (a budget in quote units, fees
+        included; IOC). Self-trade
         prevention ``stp``: none, expire_taker, expire_maker, expire_both.
         ``client_order_id`` is idempotent per account: a repeat returns the first
         result (``replayed=True``) before any other check. Raises a
@@ -736,8 +746,8 @@ class MarketCommands:
             spec = self._spec(market)
             self._account(account, "account")
             who = self._authorize(actor, "place_order", debit_account=account)
-            if client_order_id:
-                check_id(client_order_id, "client_order_id")
+            check_ref(client_order_id, "client_order_id")  # "" or an id (None, 0: refused)
+            tif = _tif_for(type, tif)
             row = self._order_row(account, market, side, qty, price, quote_qty, type, tif,
                                   post_only, stp)
             ms = self._markets
@@ -801,8 +811,10 @@ class MarketCommands:
             ticks = self._ticks(spec, price)
             lots = self._lots(spec, qty)
         else:
-            if post_only or tif == "GTC":
-                raise e.InvalidArgument("a market order is IOC or FOK, never post-only",
+            if post_only:
+                raise e.InvalidArgument("a market order is never post-only", market=market)
+            if tif == "GTC":
+                raise e.InvalidArgument("a market order is IOC or FOK, never GTC",
                                         market=market)
             if price is not None:
                 raise e.InvalidArgument("a market order takes no price", market=market)
@@ -1064,8 +1076,7 @@ class MarketCommands:
                 who = self._authorize(actor, "place_order", debit_account=who)
                 owner = self._state.account_index[who]
             ms = self._markets
-            if ref:
-                check_id(ref, "ref")
+            if check_ref(ref):  # "" or an id (None, 0: refused, never journaled)
                 prior = ms.order_refs.get(ref)
                 if prior is not None:
                     return self._replayed_submit(prior, batch, who, ref)
