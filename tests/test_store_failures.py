@@ -468,25 +468,24 @@ def test_a_commit_is_tried_as_many_times_as_the_url_says(
 def test_a_batch_that_cannot_be_encoded_takes_no_effect(store_url: str) -> None:
     """A validation gap is a bug, but it must not leave the state ahead of the journal:
     the ledger drops the batch, takes the committed state back and stays usable. The
-    gap is made through the ledger's own seam for journaling a change (a policy field
-    past msgpack's 64-bit range, which no command lets through)."""
+    gap is made through the ledger's own seam for journaling a change (a freeze whose
+    reason holds a lone surrogate, which UTF-8 cannot encode and no command lets
+    through; until 2026-11-22 a policy field past 64 bits, which replay now refuses
+    before encoding)."""
     led = solvent.Ledger.open(store_url, clock=Clock())
     try:
         build_exchange(led, customers=2, customer_btc=1)
-        seen = (led.position, led.version, led.head_digest, led.custody_policy("BTC"),
+        seen = (led.position, led.version, led.head_digest, led.is_frozen("c000"),
                 led.balance_minor("c000", "BTC"))
-        unencodable = {"asset": "BTC", "confirmations": 1, "tolerance_minor": 0,
-                       "min_coverage_ppm": 1_000_000, "max_attestation_age_ns": 2**64,
-                       "account_daily_limit_minor": 0, "asset_daily_limit_minor": 0,
-                       "approval_threshold_minor": 0}
+        unencodable = {"account": "c000", "reason": "\ud800"}
         with pytest.raises(AssertionError, match="could not be encoded"):
-            led._emit(r.CustodyPolicySet, "system", "", **unencodable)
-        assert (led.position, led.version, led.head_digest, led.custody_policy("BTC"),
+            led._emit(r.AccountFrozen, "system", "", **unencodable)
+        assert (led.position, led.version, led.head_digest, led.is_frozen("c000"),
                 led.balance_minor("c000", "BTC")) == seen
         with pytest.raises(AssertionError, match="none of it took effect"), led.batch():
             led.transfer("c000", "c001", "BTC", "0.5", ref="t-lost")
-            led._emit(r.CustodyPolicySet, "system", "", **unencodable)
-        assert (led.position, led.version, led.head_digest, led.custody_policy("BTC"),
+            led._emit(r.AccountFrozen, "system", "", **unencodable)
+        assert (led.position, led.version, led.head_digest, led.is_frozen("c000"),
                 led.balance_minor("c000", "BTC")) == seen
         led.transfer("c000", "c001", "BTC", "0.5", ref="t-lost")  # the ref was never used
         assert led.balance_minor("c001", "BTC") == (150_000_000, 0)
