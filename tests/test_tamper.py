@@ -342,6 +342,33 @@ def test_forged_snapshot_that_creates_money(persistent_url: str, raw: RawStore) 
     assert detect(persistent_url).version == BATCHES
 
 
+@pytest.mark.parametrize("field", ["head_digest", "position"])
+def test_a_snapshot_at_the_tip_that_does_not_match_its_batch_is_refused_at_open(
+    persistent_url: str, raw: RawStore, field: str
+) -> None:
+    """The newest snapshot at the journal's last batch, with one bit of its head digest
+    flipped or its position one ahead. No batch follows it for replay to check the
+    link of, so ``Ledger.open`` accepted it before 2026-11-22, and the next honest
+    commit was chained to the wrong digest (or position): the journal alone then
+    failed ``verify`` at a batch the ledger itself wrote."""
+    build_journal(persistent_url)
+
+    def lie(snap: dict[str, Any]) -> dict[str, Any]:
+        if field == "head_digest":
+            snap["head_digest"] = bytes([snap["head_digest"][0] ^ 1]) + snap["head_digest"][1:]
+        else:
+            snap["position"] += 1
+        return snap
+
+    forge_snapshot(raw, BATCHES, lie)
+    with pytest.raises(solvent.TamperDetected) as info:
+        solvent.Ledger.open(persistent_url)
+    assert info.value.version == BATCHES and "does not match the journal" in str(info.value)
+    assert detect(persistent_url).version == BATCHES
+    raw.delete(BATCHES, "snapshots")  # nothing was committed on the lie: the journal is whole
+    detect_nothing(persistent_url)
+
+
 def test_older_snapshot_tampered(persistent_url: str, raw: RawStore) -> None:
     seen = build_journal(persistent_url, snapshot_every=5)
     versions = raw.versions("snapshots")

@@ -1206,6 +1206,7 @@ def load_state(store: JournalStore, core: str) -> LedgerState:
         except _SNAPSHOT_LOAD_ERRORS as exc:  # a broken invariant, or a field of the wrong shape
             raise e.TamperDetected(f"snapshot at batch {version} does not load: {exc!r}",
                                    version=version) from exc
+        check_snapshot_head(store, state)
         break
     if state is None:
         state = LedgerState(core)
@@ -1218,6 +1219,34 @@ def load_state(store: JournalStore, core: str) -> LedgerState:
             version=store.last_version() + 1,
         )
     return state
+
+
+def check_snapshot_head(store: JournalStore, state: LedgerState) -> None:
+    """The stored batch ``state.version`` must be the one a snapshot's state follows:
+    its digest the snapshot's head digest, its last record at the snapshot's position.
+    Replay checks that the next batch links to the snapshot; where none follows it, a
+    wrong head digest or position would have become the base of the next commit, an
+    honest batch that the journal alone then shows as broken (before 2026-11-22)."""
+    version = state.version
+    batch = store.batch_at(version)
+    if batch is None:  # the journal ends before its snapshot: never append past the hole
+        last = store.last_version()
+        raise e.TamperDetected(
+            f"a snapshot exists at batch {version} but the journal ends at batch {last} "
+            "(batches were removed)", version=last + 1)
+    verify_link(batch, version, batch.prev_digest)  # well-formed, its bytes its digest's
+    try:
+        decoded = r.batch_decoder.decode(batch.payload)
+    except ValueError as exc:
+        raise e.TamperDetected(f"batch {version} does not decode: {exc}",
+                               version=version) from exc
+    last_position = decoded.first_position + len(decoded.records) - 1
+    if batch.digest != state.head_digest or last_position != state.position:
+        raise e.TamperDetected(
+            f"snapshot at batch {version} does not match the journal: it follows digest "
+            f"{state.head_digest.hex()[:16]}… at position {state.position}, and batch "
+            f"{version} is {batch.digest.hex()[:16]}… ending at position {last_position}",
+            version=version)
 
 
 # What loading a well-encoded but forged snapshot may raise before TamperDetected.
@@ -1238,6 +1267,7 @@ def state_at(store: JournalStore, core: str, position: int) -> LedgerState:
         except _SNAPSHOT_LOAD_ERRORS as exc:
             raise e.TamperDetected(f"snapshot at batch {version} does not load: {exc!r}",
                                    version=version) from exc
+        check_snapshot_head(store, state)
         break
     if state is None:
         state = LedgerState(core)
