@@ -168,6 +168,22 @@ def test_listing_refuses_a_tick_times_lot_that_is_not_whole(
             led.market_spec("BTC-KRW2")
 
 
+def test_listing_refuses_a_tick_lot_past_int64_and_a_fee_account_of_another_kind(
+    led: solvent.Ledger, clock: Clock
+) -> None:
+    """Both raised a bare ``AssertionError`` ("MarketListed passed validation but not
+    apply") before 2026-11-22: the engine refused the listing the command let through."""
+    market_exchange(led, clock)
+    exc = refused(led, solvent.InvalidAmount, "invalid_amount", lambda: led.list_market(
+        "BIG", base="BTC", quote="KRW", tick_size="9000000000000000000", lot_size="100"))
+    assert "past int64" in str(exc)
+    led.open_account("fees:ETH-KRW")  # a customer account with the fee account's name
+    exc = refused(led, solvent.AlreadyExists, "already_exists", lambda: led.list_market(
+        "ETH-KRW", base="BTC", quote="KRW", tick_size="1000", lot_size="0.001"))
+    assert "fees:ETH-KRW" in str(exc)
+    led.verify()
+
+
 @pytest.mark.parametrize(("fee", "exc", "code"), [
     (0.001, solvent.FloatAmount, "float_amount"),
     ("abc", solvent.InvalidArgument, "invalid_argument"),

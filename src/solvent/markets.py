@@ -606,11 +606,22 @@ class MarketCommands:
                     f"({lot_size} {base}) is {Decimal(tick_minor * lot_minor) / 10**bdec} "
                     f"{quote} minor units, not a whole number: fills would not be exact",
                     market=market)
+            if npt > ec.INT64_MAX:  # the engine keeps one tick times one lot in int64
+                raise e.InvalidAmount(
+                    f"market {market!r}: one tick ({tick_size} {quote}) times one lot "
+                    f"({lot_size} {base}) is {npt} {quote} minor units, past int64",
+                    market=market)
             maker_ppm = to_ppm(maker_fee, "maker_fee", MAX_FEE_PPM)
             taker_ppm = to_ppm(taker_fee, "taker_fee", MAX_FEE_PPM)
             min_minor = 0 if min_notional is None else to_minor(
                 min_notional, qdec, what="min_notional", asset=quote)
             fee_account = f"fees:{market}"
+            existing = self._state.account_index.get(fee_account)
+            if existing is not None and self._state.core.kind(existing) != cc.KIND_COMPANY:
+                raise e.AlreadyExists(
+                    f"market {market!r} needs the company account {fee_account!r} for its "
+                    "fees, and an account or wallet of another kind has that name",
+                    market=market, account=fee_account)
             with self.batch():
                 if fee_account not in self._state.account_index:
                     self.open_account(fee_account, kind="company", actor=who)
@@ -873,8 +884,8 @@ class MarketCommands:
                 f"budget buys no lot", market=market)
         if code == ec.LIMIT_EXCEEDED:
             return e.LimitExceeded(
-                f"{account!r} has {MAX_OPEN_ORDERS_PER_ACCOUNT:,} open orders, the limit, or "
-                f"the book of {market} is full", account=account,
+                f"{account!r} has {MAX_OPEN_ORDERS_PER_ACCOUNT:,} open orders in {market}, the "
+                f"limit per market, or the book of {market} is full", account=account,
                 limit=MAX_OPEN_ORDERS_PER_ACCOUNT)
         if code == ec.ACCOUNT_FROZEN:
             return e.AccountFrozen(f"order of {account!r}: the account is frozen",
