@@ -3,6 +3,8 @@ what a closed output does to each command's exit code."""
 
 from __future__ import annotations
 
+import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +51,25 @@ def test_the_demo_refuses_a_path_it_cannot_make_in_one_line(tmp_path: Path, path
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.startswith("solvent demo: cannot make the demo's ledger"), result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_a_store_that_fails_mid_demo_stops_it_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    """A disk that fills during the demo (here a file-size limit, the signal it sends
+    ignored, so SQLite sees an I/O error) was a ``StoreError`` traceback with exit 1,
+    TAMPERED's code. What the demo committed before the failure still verifies."""
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "solvent", "demo", "--customers", str(WINNERS + 20), "--path",
+         "full.db"], capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+        preexec_fn=small_disk)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr
+    assert result.stderr.startswith("solvent demo: the store failed"), result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    verified = solvent("verify", "sqlite:///" + str(tmp_path / "full.db"), cwd=tmp_path)
+    assert verified.returncode == 0 and verified.stdout.startswith("OK"), verified.stderr
 
 
 def test_a_reader_that_stops_early_does_not_change_a_verdict(tmp_path: Path) -> None:

@@ -72,8 +72,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from solvent.demo import run_demo
+    from solvent.errors import StoreError
 
-    return run_demo(path=args.path, customers=args.customers, core=args.core)
+    try:
+        return run_demo(path=args.path, customers=args.customers, core=args.core)
+    except StoreError as exc:  # a full disk, say: the demo stops; what it committed verifies
+        print(f"solvent demo: the store failed, the demo stopped: {exc}", file=sys.stderr)
+        return 2
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
