@@ -35,7 +35,8 @@ book (POST_ONLY_WOULD_TAKE, FOK_UNFILLABLE, a full book: LIMIT_EXCEEDED).
 
 **Under a band** (a reference price is set) a market sell is an IOC/FOK limit at
 the band's low edge and a market buy an IOC limit at the high edge for the
-whole lots its budget buys there: no order prints outside the band.
+whole lots its budget buys there: no new order prints outside the band (an order that
+rested before the reference moved keeps its price; docs/matching.md, "The band").
 """
 
 from __future__ import annotations
