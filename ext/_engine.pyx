@@ -823,6 +823,9 @@ cdef class MarketEngine:
                 new_price, new_qty, self.npt, &notional):
             out[0] = INVALID_AMOUNT
             return 0
+        if notional < self.min_notional_minor:   # as a new order would be
+            out[0] = BELOW_MIN_NOTIONAL
+            return 0
         self._hold_of(o_side, o_price, o_rem, &old)
         cdef int64_t delta = need - old
         cdef int64_t asset = self.quote if o_side == BUY else self.base

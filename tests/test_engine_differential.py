@@ -868,6 +868,9 @@ CASES: dict[str, Case] = {
     "banded_market_sell_below_min": Case(c.BELOW_MIN_NOTIONAL,
                                          lambda m: (1, MKT, 0, seller(m), 1, 0, 1, 0, 1),
                                          setup=band),
+    # an amend is checked as a new order would be: 1 lot at 995 is 6,965; 5 at 200 is 7,000
+    "amend_qty_below_min": Case(c.BELOW_MIN_NOTIONAL, lambda m: order(2, qty=1)),
+    "amend_price_below_min": Case(c.BELOW_MIN_NOTIONAL, lambda m: order(2, price=200)),
     # LIMIT_EXCEEDED
     "open_orders_per_account": Case(c.LIMIT_EXCEEDED, lambda m: limit(seller(m), 1, 1030, 2),
                                     setup=fill_seller_slots),

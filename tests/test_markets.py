@@ -593,6 +593,30 @@ def test_amend_refusals_change_nothing(led: solvent.Ledger, ex: Any) -> None:
     check(led)
 
 
+def test_amend_below_min_notional_is_refused_as_a_new_order_would_be(
+    led: solvent.Ledger, ex: Any
+) -> None:
+    """The minimum notional (5,000 KRW) binds an amend's new qty × price too: an amend
+    must not leave a dust order resting that could not have been placed."""
+    a = buy(led, "c000", "0.01", "1000000").order_id  # 10 lots at 1,000,000: 10,000 KRW
+    refused(led, solvent.BelowMinNotional, "below_min_notional",
+            lambda: led.amend_order(a, qty="0.004"))  # 4,000 KRW
+    refused(led, solvent.BelowMinNotional, "below_min_notional",
+            lambda: led.amend_order(a, price="400000"))  # 4,000 KRW
+    refused(led, solvent.BelowMinNotional, "below_min_notional",
+            lambda: led.amend_order(a, qty="0.008", price="600000"))  # 4,800 KRW
+    before = market_view(led, (MARKET,))
+    [res] = led.submit_orders([led.amend_row(a, MARKET, qty="0.004")])  # the bulk path too
+    assert res.code == "below_min_notional"
+    after = market_view(led, (MARKET,))
+    for moved in ("position", "version", "head"):  # the run is journaled, with its outcome
+        del before[moved], after[moved]
+    assert after == before
+    led.amend_order(a, qty="0.005")  # 5,000 KRW: exactly the minimum
+    assert levels(led)["bids"] == [(1_000_000, 500_000)]
+    check(led)
+
+
 # -- settlement ------------------------------------------------------------------------------
 
 

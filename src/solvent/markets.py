@@ -981,7 +981,9 @@ class MarketCommands:
     ) -> Receipt:
         """Change a resting order's remaining ``qty`` and/or ``price``. A smaller qty
         keeps its queue priority; a price change re-queues; an amend never trades
-        (a price that would cross is refused)."""
+        (a price that would cross is refused). What it leaves resting is checked as
+        a new order would be: a new price inside the band, and remaining qty × price
+        at least the market's minimum notional (``BelowMinNotional``; cancel instead)."""
         with self._lock:
             order, who = self._resting(order_id, actor)
             ms = self._markets

@@ -436,6 +436,8 @@ class MarketEngine:
         need = self.hold_needed(o_side, new_price, new_qty)
         if need > c.INT64_MAX or new_price * new_qty * self.npt > c.INT64_MAX:
             return (c.INVALID_AMOUNT, *refused)
+        if new_price * new_qty * self.npt < self.min_notional_minor:  # as a new order would be
+            return (c.BELOW_MIN_NOTIONAL, *refused)
         delta = need - self.hold_needed(o_side, o_price, o_rem)
         asset = self.quote if o_side == mc.BUY else self.base
         if delta > 0:
