@@ -1028,6 +1028,64 @@ def test_bithumb_market_sell_cannot_reach_bids_below_the_band(
     check(led)
 
 
+def test_a_reference_move_cancels_the_orders_it_strands_where_takers_meet_them(
+    led: solvent.Ledger, ex: Any
+) -> None:
+    """An ask left below the new floor (or a bid above the new ceiling) would fill at its
+    own price, outside the band, when a taker inside the band met it: the move cancels
+    it and releases its hold. Orders beyond the far edge cannot trade and keep resting."""
+    low_ask = sell(led, "c000", "0.1", "93000000").order_id  # below the coming floor
+    low_ask2 = sell(led, "c001", "0.2", "93000000").order_id
+    kept_ask = sell(led, "c000", "0.1", "120000000").order_id  # above the coming ceiling
+    high_bid = buy(led, "c002", "0.1", "92000000").order_id  # above the ceiling of move 2
+    kept_bid = buy(led, "c001", "0.1", "80000000").order_id  # below every floor
+    led.set_reference_price(MARKET, "107800000", band="0.05")  # 102,410,000 .. 113,190,000
+    rec = last_record(led)
+    assert isinstance(rec, r.ReferencePriceSet)
+    assert rec.cancelled_order_ids == (low_ask, low_ask2)
+    assert btc(led, "c000") == (BTC0 - 10_000_000, 10_000_000)  # only kept_ask holds
+    assert btc(led, "c001") == (BTC0, 0)
+    assert levels(led)["asks"] == [(120_000_000, 10_000_000)]
+    taker = buy(led, "c002", "0.1", "105000000", tif="IOC")  # inside the band
+    assert (taker.status, taker.fills) == ("expired", [])  # nothing printed at 93,000,000
+    # the band moves down: the bid at 92,000,000 is above the new ceiling
+    led.set_reference_price(MARKET, "85000000", band="0.05")  # 80,750,000 .. 89,250,000
+    assert last_record(led).cancelled_order_ids == (high_bid,)
+    assert [o.order_id for o in led.open_orders("c002")] == []
+    assert krw(led, "c002") == (KRW0, 0)
+    assert levels(led)["bids"] == [(80_000_000, 10_000_000)]
+    assert {o.order_id for o in led.open_orders("c000") + led.open_orders("c001")} == {
+        kept_ask, kept_bid}
+    led.set_reference_price(MARKET, "85000000", band="0.05")  # nothing left to strand
+    assert last_record(led).cancelled_order_ids == ()
+    check(led)
+    led.verify()  # replay cancels the same orders and finds nothing stranded
+
+
+def test_a_reference_move_refuses_to_strand_more_orders_than_it_can_cancel(
+    led: solvent.Ledger, ex: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most ``MAX_SUBMIT_BATCH`` stranded orders go with one move (the limit is
+    lowered here to 2 so that the test need not rest 100,001 orders)."""
+    import solvent.markets
+
+    monkeypatch.setattr(solvent.markets, "MAX_SUBMIT_BATCH", 2)
+    for account in ("c000", "c001", "c002"):
+        sell(led, account, "0.1", "93000000")
+    err = refused(led, solvent.LimitExceeded, "limit_exceeded",
+                  lambda: led.set_reference_price(MARKET, "107800000", band="0.05"))
+    assert "would strand 3 resting orders" in str(err)
+    led.cancel_order(led.open_orders("c002")[0].order_id)
+    led.set_reference_price(MARKET, "107800000", band="0.05")
+    assert len(last_record(led).cancelled_order_ids) == 2
+    check(led)
+
+
+def test_a_reference_price_of_zero_is_refused(led: solvent.Ledger, ex: Any) -> None:
+    refused(led, solvent.InvalidAmount, "invalid_amount",
+            lambda: led.set_reference_price(MARKET, "0", band="0.05"))
+
+
 # -- client order ids ---------------------------------------------------------------------------
 
 

@@ -470,6 +470,15 @@ RULE_CASES: list[Case] = [
          "btc-hot", "5", as_of=clock_time(Clock(i["clock_ns"])), source="node"))
          if not (isinstance(rec, r.AssetHalted) and rec.cause == "coverage")],
      "Attested shows a coverage of BTC"),
+    # bob's ask rests at 100,000,000 KRW: a band of 190M..210M strands it below the floor
+    ("reference move that leaves an order a taker in the band would meet",
+     lambda i, live: replace(live(lambda led: led.set_reference_price(
+         "BTC-KRW", "200000000", band="0.05")), cancelled_order_ids=()),
+     "leaves resting orders a taker inside the new band would meet"),
+    ("reference move that cancels an order inside the band",
+     lambda i, live: replace(live(lambda led: led.set_reference_price(
+         "BTC-KRW", "100000000", band="0.05")), cancelled_order_ids=(i["order"],)),
+     "which does not rest where the new band strands it"),
 ]
 
 
@@ -499,6 +508,9 @@ RULE_CONTROLS: list[tuple[str, Callable[[dict[str, Any], Any], list[Any]]]] = [
          led.set_custody_policy("BTC", confirmations=6, max_attestation_age_s=3600),
          led.confirm_deposit("btc-hot", "pend-1", confirmations=6),
          attest_btc_hot(i)(led)))),
+    ("a reference move with the order it strands cancelled",
+     lambda i, live: live(lambda led: led.set_reference_price(
+         "BTC-KRW", "200000000", band="0.05"))),
     ("a withdrawal within the daily limit",
      lambda i, live: live(lambda led: (led.set_custody_policy("BTC", account_daily_limit="1"),
                                        withdrawal_of_alice(led)))),

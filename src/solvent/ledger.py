@@ -869,8 +869,12 @@ class Ledger(CustodyCommands, MarketCommands):
                   **fields)
         try:
             state.apply(rec)
-        except e.TamperDetected as exc:  # a validation gap: a bug, not tampering
-            raise AssertionError(f"{cls.__name__} passed validation but not apply: {exc}") from exc
+        except BaseException as exc:  # the handler may have changed part of the state
+            self._abort(len(self._pending))
+            if isinstance(exc, e.TamperDetected):  # a validation gap: a bug, not tampering
+                raise AssertionError(
+                    f"{cls.__name__} passed validation but not apply: {exc}") from exc
+            raise
         self._pending.append(rec)  # type: ignore[arg-type]
         if self._depth == 0:
             self._commit()

@@ -206,6 +206,13 @@ class BulkOutcomes(Sequence[BulkOutcome]):
         return sum(1 for c in self._rows[::ec.OUT_FIELDS] if c == ec.OK)
 
 
+def band_of(price_ticks: int, band_ppm: int) -> tuple[int, int]:
+    """The (low, high) ticks a reference of ``price_ticks`` and a band of ``band_ppm``
+    let orders trade at, rounded inwards: the engines' ``set_reference`` rule."""
+    return (-(-price_ticks * (PPM - band_ppm) // PPM),
+            min(price_ticks * (PPM + band_ppm) // PPM, mc.MAX_PRICE_TICKS))
+
+
 def _fail(rec: r.Record, why: str) -> e.TamperDetected:
     return e.TamperDetected(
         f"position {rec.position}: {type(rec).__name__} {why}", position=rec.position)
@@ -323,8 +330,54 @@ class MarketState:
         self.names.append(rec.market)
 
     def _on_reference(self, rec: r.ReferencePriceSet) -> None:
-        self.engines[rec.market].set_reference(rec.price_ticks, rec.band_ppm)
+        spec = self.specs.get(rec.market)
+        if spec is None:
+            raise _fail(rec, "names no listed market")
+        if not (1 <= rec.price_ticks <= mc.MAX_PRICE_TICKS and 0 <= rec.band_ppm <= MAX_BAND_PPM):
+            raise _fail(rec, "sets a reference price or band out of range")
+        ids = rec.cancelled_order_ids
+        low, high = band_of(rec.price_ticks, rec.band_ppm)
+        if len(ids) > MAX_SUBMIT_BATCH:
+            raise _fail(rec, f"cancels more than {MAX_SUBMIT_BATCH:,} orders")
+        eng = self.engines[rec.market]
+        for i, oid in enumerate(ids):
+            found = eng.book.order(oid) if type(oid) is int else None
+            if i and not ids[i - 1] < oid:
+                raise _fail(rec, "lists the orders it cancels out of order")
+            if found is None or not ((found[1] == mc.SELL and found[2] < low)
+                                     or (found[1] == mc.BUY and found[2] > high)):
+                raise _fail(rec, f"cancels order {oid}, which does not rest where the new "
+                                 "band strands it")
+        eng.set_reference(rec.price_ticks, rec.band_ppm)
         self.references[rec.market] = (rec.price_ticks, rec.band_ppm)
+        if ids:
+            rows = [(ec.OP_CANCEL, spec.market_id, oid, 0, 0, 0, 0, 0, 0) for oid in ids]
+            consumed, _first, _ins, outs, _evs = self.run(rec.market, rows, 0, ec.OK, -1)
+            codes = column_from_bytes(outs)[0::ec.OUT_FIELDS]
+            assert consumed == len(rows) and not any(codes), "a stranded order did not cancel"
+        if (eng.book.best_ask() or high) < low or (eng.book.best_bid() or 0) > high:
+            raise _fail(rec, "leaves resting orders a taker inside the new band would meet "
+                             "outside it")
+
+    def stranded(self, market: str, low: int, high: int) -> list[int]:
+        """The resting orders of ``market`` a band of ``low``..``high`` ticks would strand
+        where a taker inside it meets them: asks below ``low``, bids above ``high``;
+        ascending ids. Reads from the best price inwards, so the cost follows the
+        stranded orders, not the book."""
+        book = self.engines[market].book
+        levels = 16
+        while True:
+            bids, asks = book.depth(levels)
+            bid_prices = [p for p, _ in bids if p > high]
+            ask_prices = [p for p, _ in asks if p < low]
+            if (len(bid_prices) < levels or len(bids) < levels) and (
+                    len(ask_prices) < levels or len(asks) < levels):
+                break
+            levels *= 4
+        ids = [oid for p in bid_prices for oid, _a, _q in book.level_orders(mc.BUY, p)]
+        ids += [oid for p in ask_prices for oid, _a, _q in book.level_orders(mc.SELL, p)]
+        ids.sort()
+        return ids
 
     def _on_halted(self, rec: r.MarketHalted) -> None:
         self.engines[rec.market].set_halted(True)
@@ -637,14 +690,28 @@ class MarketCommands:
         actor: str | None = None,
     ) -> Receipt:
         """Set the reference (index) price of ``market`` and the band around it
-        (``"0.05"``: orders may not trade more than 5 % away from it)."""
+        (``"0.05"``: orders may not trade more than 5 % away from it).
+
+        A move can strand resting orders where a taker inside the new band would
+        meet them: asks below its floor, bids above its ceiling. This command
+        cancels them in the same record (``cancelled_order_ids``) and releases their
+        holds, so no trade prints outside the band; asks above the ceiling and bids
+        below the floor cannot trade and keep resting. More than
+        ``MAX_SUBMIT_BATCH`` stranded orders is :class:`~solvent.LimitExceeded`:
+        cancel some first (``submit_orders`` rows of an operator)."""
         with self._lock:
             who = self._authorize(actor, "set_reference_price")
             spec = self._spec(market)
             ticks = self._ticks(spec, price)
             band_ppm = to_ppm(band, "band", MAX_BAND_PPM)
+            stranded = self._markets.stranded(market, *band_of(ticks, band_ppm))
+            if len(stranded) > MAX_SUBMIT_BATCH:
+                raise e.LimitExceeded(
+                    f"the move would strand {len(stranded):,} resting orders of {market} "
+                    f"outside its band; at most {MAX_SUBMIT_BATCH:,} are cancelled with it: "
+                    "cancel some first", market=market, limit=MAX_SUBMIT_BATCH)
             return self._emit(r.ReferencePriceSet, who, "", market=market, price_ticks=ticks,
-                              band_ppm=band_ppm)
+                              band_ppm=band_ppm, cancelled_order_ids=tuple(stranded))
 
     def halt_market(self, market: str, *, reason: str, actor: str | None = None) -> Receipt:
         """Stop new orders and amends in ``market`` (cancels still work). One event."""

@@ -339,11 +339,15 @@ class MarketListed(Record, tag="market_listed", frozen=True, kw_only=True):
 class ReferencePriceSet(Record, tag="reference_price_set", frozen=True, kw_only=True):
     """Orders of ``market`` may not trade outside ``price_ticks`` ± ``band_ppm``
     (parts per million): limit orders beyond the band are refused, and market
-    orders execute as IOC limit orders at the band's edge."""
+    orders execute as IOC limit orders at the band's edge. The resting orders the
+    move left where a taker inside the band would meet them (asks below the new
+    floor, bids above the new ceiling) are cancelled by this record, their holds
+    released: ``cancelled_order_ids``, ascending."""
 
     market: str
     price_ticks: int
     band_ppm: int
+    cancelled_order_ids: tuple[int, ...] = ()
 
 
 class Fill(msgspec.Struct, frozen=True, array_like=True, gc=False):
