@@ -389,6 +389,22 @@ def attest_book(
                       **kw)
 
 
+def attest_arrived(
+    led: solvent.Ledger, clock: Clock, wallet: str, *, arrived_minor: int = 0, **kw: Any
+) -> Any:
+    """Attest ``wallet`` at what an honest chain shows once coins have arrived: the
+    reconciliation's expected balance (the book, plus detected deposits, less broadcast
+    withdrawals) plus ``arrived_minor`` (coins a direct ``deposit`` is about to credit).
+    A deposit credit needs such an attestation first (``CustodyState.credit_room``);
+    returns the reconciliation report."""
+    asset = wallet_asset(led, wallet)
+    [row] = [w for w in led.reconcile(asset).wallets if w.wallet == wallet]
+    kw.setdefault("source", "node")
+    return led.attest(wallet, from_minor(row.expected_minor + row.explained_minor + arrived_minor,
+                                         led.decimals(asset)),
+                      as_of=clock_time(clock), **kw)
+
+
 def withdrawals(led: solvent.Ledger) -> list[Any]:
     """Every withdrawal, in id order (ids are wd-1, wd-2, ...)."""
     found = []

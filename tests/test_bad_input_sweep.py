@@ -21,7 +21,15 @@ from typing import Any
 import pytest
 
 import solvent
-from conftest import MARKET, Clock, custody_view, market_exchange, market_view, observe
+from conftest import (
+    MARKET,
+    Clock,
+    attest_arrived,
+    custody_view,
+    market_exchange,
+    market_view,
+    observe,
+)
 from solvent.amounts import shown_value
 
 
@@ -57,6 +65,9 @@ def build(core: str) -> tuple[solvent.Ledger, dict[str, Any]]:
                           client_order_id="cid-1").order_id
     led.place_order("c001", MARKET, "sell", qty="0.5", price="99000000")
     led.detect_deposit("c002", "BTC", "0.1", wallet="btc-cold", ref="pending-1")
+    # the chain shows it, and room for any amount the sweep's deposit takes as valid ("1E+3"
+    # is 1,000 BTC): the deposits the sweep makes credit, not CoverageBreach
+    attest_arrived(led, clock, "btc-cold", arrived_minor=10_000 * 10**8)
     wid = led.request_withdrawal("c000", "BTC", "0.01", wallet="btc-cold", address="bc1q",
                                  ref="wd-1")
     now = datetime.fromtimestamp(clock() / 1e9, tz=UTC)

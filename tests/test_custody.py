@@ -26,6 +26,7 @@ from conftest import (
     Clock,
     Exchange,
     assert_books_balance,
+    attest_arrived,
     attest_book,
     book_minor,
     clock_time,
@@ -135,8 +136,11 @@ def test_detected_deposit_is_pending_visible_and_not_spendable(
             lambda: request(led, amount="2.1"), "c000")
 
 
-def test_confirmed_deposit_becomes_available(led: solvent.Ledger, live: Exchange) -> None:
+def test_confirmed_deposit_becomes_available(
+    led: solvent.Ledger, live: Exchange, clock: Clock
+) -> None:
     led.detect_deposit("c000", "BTC", "0.5", wallet="btc-cold", ref="txid-in-1")
+    attest_arrived(led, clock, "btc-cold")  # the wallet is seen holding it: it may credit
     receipt = led.confirm_deposit("btc-cold", "txid-in-1", confirmations=3)
     assert receipt == solvent.Receipt(position=led.position, ref="txid-in-1")
     rec = new_records(led, led.position - 1)[0]
@@ -152,9 +156,12 @@ def test_confirmed_deposit_becomes_available(led: solvent.Ledger, live: Exchange
     assert_books_balance(led)
 
 
-def test_confirm_needs_the_assets_confirmations(led: solvent.Ledger, live: Exchange) -> None:
+def test_confirm_needs_the_assets_confirmations(
+    led: solvent.Ledger, live: Exchange, clock: Clock
+) -> None:
     led.set_custody_policy("BTC", confirmations=6)
     led.detect_deposit("c000", "BTC", "0.5", wallet="btc-cold", ref="txid-in-1")
+    attest_arrived(led, clock, "btc-cold")  # shown: only the confirmations are missing
     exc = rejects(led, solvent.NotEnoughConfirmations, "not_enough_confirmations",
                   lambda: led.confirm_deposit("btc-cold", "txid-in-1", confirmations=5),
                   "txid-in-1", "5", "6")
@@ -207,7 +214,9 @@ def test_voided_deposit_is_gone_and_never_credited(led: solvent.Ledger, live: Ex
             "was voided", "txid-reorg")
 
 
-def test_deposits_are_idempotent_on_wallet_and_ref(led: solvent.Ledger, live: Exchange) -> None:
+def test_deposits_are_idempotent_on_wallet_and_ref(
+    led: solvent.Ledger, live: Exchange, clock: Clock
+) -> None:
     first = led.detect_deposit("c000", "BTC", "0.5", wallet="btc-cold", ref="txid-a")
     position = led.position
     again = led.detect_deposit("c000", "BTC", "0.5", wallet="btc-cold", ref="txid-a")
@@ -223,7 +232,9 @@ def test_deposits_are_idempotent_on_wallet_and_ref(led: solvent.Ledger, live: Ex
     led.detect_deposit("c000", "BTC", "0.5", wallet="btc-hot", ref="txid-a")
     assert len(led.pending_deposits()) == 2
 
-    # a deposit() (detect + confirm in one) and a later detection of it
+    # a deposit() (detect + confirm in one) and a later detection of it; btc-cold is
+    # attested holding both txid-a and txid-b first (a credit needs that)
+    attest_arrived(led, clock, "btc-cold", arrived_minor=BTC // 4)
     dep = led.deposit("c001", "BTC", "0.25", wallet="btc-cold", ref="txid-b")
     position = led.position
     seen = led.detect_deposit("c001", "BTC", "0.25", wallet="btc-cold", ref="txid-b")
@@ -240,9 +251,10 @@ def test_deposits_are_idempotent_on_wallet_and_ref(led: solvent.Ledger, live: Ex
 
 
 def test_deposit_over_a_detected_deposit_credits_once(
-    led: solvent.Ledger, live: Exchange
+    led: solvent.Ledger, live: Exchange, clock: Clock
 ) -> None:
     led.detect_deposit("c000", "BTC", "0.5", wallet="btc-cold", ref="txid-c")
+    attest_arrived(led, clock, "btc-cold")  # shown once: it backs one credit of 0.5
     with pytest.raises(solvent.DuplicateRef):
         led.deposit("c000", "BTC", "0.9", wallet="btc-cold", ref="txid-c")
     with contextlib.suppress(solvent.Rejected):  # refusing it is fine too: one credit counts
@@ -254,7 +266,7 @@ def test_deposit_over_a_detected_deposit_credits_once(
 
 
 def test_confirm_and_void_of_unknown_or_confirmed_deposits(
-    led: solvent.Ledger, live: Exchange
+    led: solvent.Ledger, live: Exchange, clock: Clock
 ) -> None:
     for call in (lambda: led.confirm_deposit("btc-cold", "nope"),
                  lambda: led.void_deposit("btc-cold", "nope")):
@@ -262,6 +274,7 @@ def test_confirm_and_void_of_unknown_or_confirmed_deposits(
     rejects(led, solvent.UnknownWallet, "unknown_wallet",
             lambda: led.confirm_deposit("no-such-wallet", "nope"))
     led.detect_deposit("c000", "BTC", "0.5", wallet="btc-cold", ref="txid-d")
+    attest_arrived(led, clock, "btc-cold")
     led.confirm_deposit("btc-cold", "txid-d")
     rejects(led, solvent.InvalidState, "invalid_state",
             lambda: led.confirm_deposit("btc-cold", "txid-d"), "txid-d", "confirmed")
@@ -751,15 +764,20 @@ def test_books_moving_after_an_attestation_halt_nothing_until_that_wallet_is_att
 ) -> None:
     led.open_wallet("btc-hot", asset="BTC")
     attest_book(led, clock, "btc-hot")
-    # booked after btc-cold's attestation: its reconciliation now shows a gap ...
-    led.deposit("c000", "BTC", "1", wallet="btc-cold", ref="txid-later")
+    # seen arriving after btc-cold's attestation: its reconciliation now shows a gap ...
+    led.detect_deposit("c000", "BTC", "1", wallet="btc-cold", ref="txid-later")
     assert not led.reconcile("BTC").clean
     # ... but attesting another wallet does not observe btc-cold: no halt
     report = attest_book(led, clock, "btc-hot")
     assert [row.unexplained_minor for row in report.wallets] == [-BTC, 0]
     assert not led.asset_status("BTC").halted
-    assert attest_book(led, clock, "btc-cold").clean  # the fresh look shows it all
+    # nor may the books move past btc-cold's attestation: it does not show the coin
+    with pytest.raises(solvent.CoverageBreach):
+        led.confirm_deposit("btc-cold", "txid-later")
+    assert attest_arrived(led, clock, "btc-cold").clean  # the fresh look shows it all
     assert not led.asset_status("BTC").halted
+    led.confirm_deposit("btc-cold", "txid-later")  # now the books move, and reconcile
+    assert led.reconcile("BTC").clean and led.balance_minor("c000", "BTC") == (3 * BTC, 0)
 
 
 # -- halts -----------------------------------------------------------------------------------
@@ -829,6 +847,8 @@ def test_halts_are_durable_commits(persistent_url: str, core: str) -> None:
 def test_halted_asset_refuses_holds_and_broadcasts_but_credits_deposits(
     led: solvent.Ledger, live: Exchange, clock: Clock
 ) -> None:
+    led.open_wallet("btc-hot", asset="BTC")
+    attest_book(led, clock, "btc-hot")  # empty and attested clean: BTC stays live
     approved = request(led, amount="0.5", ref="w-approved")
     led.approve_withdrawal(approved, actor="ops-2")
     pending = request(led, "c001", amount="0.5", ref="w-pending")
@@ -847,11 +867,20 @@ def test_halted_asset_refuses_holds_and_broadcasts_but_credits_deposits(
     # cancelling releases the hold as usual
     led.fail_withdrawal(approved, reason="asset halted")
     assert led.balance_minor("c000", "BTC") == (2 * BTC, 0)
-    # deposits still credit, both ways
-    led.deposit("c002", "BTC", "0.1", wallet="btc-cold", ref="txid-1")
-    led.detect_deposit("c002", "BTC", "0.2", wallet="btc-cold", ref="txid-2")
-    led.confirm_deposit("btc-cold", "txid-2")
+    # deposits still credit, both ways, where an attestation shows the coins: not into
+    # btc-cold (attested a BTC short of its books), nor into btc-hot before it is seen
+    # holding them (each refusal is journaled as a CommandRejected)
+    for wallet in ("btc-cold", "btc-hot"):
+        with pytest.raises(solvent.CoverageBreach, match=wallet):
+            led.deposit("c002", "BTC", "0.1", wallet=wallet, ref="txid-1")
+    assert led.balance_minor("c002", "BTC") == (2 * BTC, 0)
+    attest_arrived(led, clock, "btc-hot", arrived_minor=10_000_000)
+    led.deposit("c002", "BTC", "0.1", wallet="btc-hot", ref="txid-1")
+    led.detect_deposit("c002", "BTC", "0.2", wallet="btc-hot", ref="txid-2")
+    attest_arrived(led, clock, "btc-hot")
+    led.confirm_deposit("btc-hot", "txid-2")
     assert led.balance_minor("c002", "BTC") == (2 * BTC + 30_000_000, 0)
+    assert led.asset_status("BTC").causes == ["shortfall"]  # still halted
     # other assets are unaffected
     led.require_live("KRW")
     krw = request(led, "treasury", amount="250000", ref="w-krw", wallet="krw-bank",
@@ -1058,9 +1087,15 @@ def test_company_credit_above_attested_reserves_is_refused(
     led.transfer("treasury", "c000", "BTC", "0.5", ref="promo-0")
     led.transfer("c000", "treasury", "BTC", "0.5", ref="promo-0-back")
     attest_book(led, clock, "btc-cold")  # 7 BTC reserves, 6 BTC owed to customers
-    # the books say the treasury holds 11 BTC (10 more booked after the attestation) ...
-    led.deposit("treasury", "BTC", "10", wallet="btc-cold", ref="booked-not-attested")
+    # a deposit into btc-cold needs its attestation to show the coins (it does not) ...
+    with pytest.raises(solvent.CoverageBreach, match="btc-cold"):
+        led.deposit("treasury", "BTC", "10", wallet="btc-cold", ref="booked-not-attested")
+    # ... so the books say the treasury holds 11 BTC, 10 of them in a wallet that no
+    # attestation covers yet (a deposit there is not capped; it is no reserve either) ...
+    led.open_wallet("btc-hot", asset="BTC")
+    led.deposit("treasury", "BTC", "10", wallet="btc-hot", ref="booked-not-attested")
     assert led.balance_minor("treasury", "BTC") == (11 * BTC, 0)
+    assert led.reconcile("BTC").reserves_minor == 7 * BTC
     led.transfer("treasury", "c000", "BTC", "1", ref="promo-1")  # liabilities 7 = reserves
     # ... but one more satoshi to a customer would be owed without being held
     before = observe(led, journal=False)
@@ -1079,12 +1114,13 @@ def test_company_credit_above_attested_reserves_is_refused(
     after = observe(led, journal=False)
     assert after["balances"] == before["balances"] and after["totals"] == before["totals"]
 
-    # customers paying each other, and deposits, are not capped
+    # customers paying each other, and deposits, are not capped by the reserves (a
+    # deposit only by what its wallet's attestation shows, and btc-hot has none)
     led.transfer("c000", "c001", "BTC", "3", ref="c2c")
-    led.deposit("c002", "BTC", "5", wallet="btc-cold", ref="big-deposit")
+    led.deposit("c002", "BTC", "5", wallet="btc-hot", ref="big-deposit")
     assert led.totals("BTC").customer_minor == 12 * BTC > led.reconcile("BTC").reserves_minor
     # a fresh attestation of more reserves lifts the cap
-    attest_book(led, clock, "btc-cold")
+    attest_book(led, clock, "btc-hot")
     led.transfer("treasury", "c001", "BTC", "0.00000001", ref="promo-2b")
     assert_books_balance(led)
 
@@ -1092,7 +1128,11 @@ def test_company_credit_above_attested_reserves_is_refused(
 def test_company_credit_through_transfer_many_gets_the_coverage_outcome(
     led: solvent.Ledger, live: Exchange
 ) -> None:
-    led.deposit("treasury", "BTC", "5", wallet="btc-cold", ref="booked-not-attested")
+    # the treasury's 5 more BTC lie in a wallet that no attestation covers yet (btc-cold's
+    # would refuse them: it does not show them): booked, not part of the attested reserves
+    led.open_wallet("btc-hot", asset="BTC")
+    led.deposit("treasury", "BTC", "5", wallet="btc-hot", ref="booked-not-attested")
+    assert led.reconcile("BTC").reserves_minor == 7 * BTC
     ix = led.account_index
     btc = led.asset_index("BTC")
     result = led.transfer_many(
@@ -1123,12 +1163,17 @@ def custody_story(led: solvent.Ledger, clock: Clock) -> None:
     attest_book(led, clock, "btc-cold")
     attest_book(led, clock, "krw-bank", source="bank")
     led.detect_deposit("c000", "BTC", "0.4", wallet="btc-cold", ref="in-1")
+    attest_arrived(led, clock, "btc-cold")  # a credit needs the wallet seen holding it
     led.confirm_deposit("btc-cold", "in-1", confirmations=2)
     led.detect_deposit("c001", "BTC", "0.3", wallet="btc-cold", ref="in-2")
     led.void_deposit("btc-cold", "in-2", reason="reorg")
     led.detect_deposit("c002", "BTC", "0.2", wallet="btc-cold", ref="in-3")  # stays pending
+    attest_arrived(led, clock, "krw-bank", arrived_minor=50_000, source="bank")
     led.deposit("c001", "KRW", 50_000, wallet="krw-bank", ref="wire-1")
+    attest_arrived(led, clock, "btc-cold", arrived_minor=2 * BTC)
     led.deposit("treasury", "BTC", "2", wallet="btc-cold", ref="fund-2")
+    with pytest.raises(solvent.CoverageBreach):  # not shown: journaled as CommandRejected
+        led.deposit("c002", "BTC", "1", wallet="btc-cold", ref="phantom")
     done = request(led, amount="0.5", ref="w-done")
     to_broadcast(led, done, "out-1")
     led.complete_withdrawal(done, actor="ops-2")
@@ -1137,8 +1182,11 @@ def custody_story(led: solvent.Ledger, clock: Clock) -> None:
     flying = request(led, "c001", amount="0.25", ref="w-flying")
     to_broadcast(led, flying, "out-2")
     request(led, "c002", amount="0.05", ref="w-small")  # below the threshold
-    with contextlib.suppress(solvent.CoverageBreach):  # journaled as CommandRejected
-        led.transfer("treasury", "c000", "BTC", "1.5", ref="promo-too-big", actor="ops-1")
+    # the chain once out-2 has left: 8.85 BTC of reserves, 8.9 booked (5.9 owed to
+    # customers, 3 the treasury's)
+    attest_arrived(led, clock, "btc-cold")
+    with pytest.raises(solvent.CoverageBreach):  # journaled as CommandRejected
+        led.transfer("treasury", "c000", "BTC", "3", ref="promo-too-big", actor="ops-1")
     ix = led.account_index
     led.transfer_many([ix("treasury")] * 2, [ix("c000"), ix("c001")],
                       [led.asset_index("BTC")] * 2, [BTC // 10, 20 * BTC], ref="bulk-1")
@@ -1233,11 +1281,14 @@ def test_both_cores_write_the_same_journal(tmp_path: Any) -> None:
 def test_every_custody_rejection_changes_nothing(
     led: solvent.Ledger, live: Exchange, clock: Clock
 ) -> None:
-    led.set_custody_policy("BTC", confirmations=3, account_daily_limit="1.5")
-    led.detect_deposit("c000", "BTC", "0.5", wallet="btc-cold", ref="pending-1")
+    led.set_custody_policy("BTC", confirmations=3, account_daily_limit="1.5",
+                           tolerance="0.001")
+    # the chain shows 0.001 BTC less than the books (fees), within the tolerance: 6.999
+    # BTC of reserves for 6 owed to customers, while the treasury's book says 1
+    attest_book(led, clock, "btc-cold", delta_minor=-BTC // 1000)
+    led.detect_deposit("c000", "BTC", "0.5", wallet="btc-cold", ref="pending-1")  # not shown
     wd = request(led, amount="1", ref="w-1")
     led.freeze_account("c002", reason="court order")
-    led.deposit("treasury", "BTC", "5", wallet="btc-cold", ref="booked-not-attested")
     led.transfer("c001", "c000", "BTC", "1.5", ref="move")  # c001 keeps 0.5 BTC
     cases: list[tuple[type[solvent.Rejected], str, Callable[[], object]]] = [
         (solvent.InvalidId, "invalid_id",
@@ -1288,10 +1339,19 @@ def test_every_custody_rejection_changes_nothing(
     ]
     for error, code, call in cases:
         rejects(led, error, code, call)
-    # the two documented exceptions: a coverage refusal and a stale halt leave one record
+    # the documented exceptions: coverage refusals (a company credit above the attested
+    # reserves, a deposit credit the wallet's last attestation does not show) and a stale
+    # halt leave one record
     documented: list[tuple[type[solvent.Rejected], Callable[[], object], type[Any]]] = [
         (solvent.CoverageBreach,
-         lambda: led.transfer("treasury", "c001", "BTC", "1.00000001", ref="p"),
+         lambda: led.transfer("treasury", "c001", "BTC", "0.99900001", ref="p"),
+         r.CommandRejected),
+        (solvent.CoverageBreach,
+         lambda: led.deposit("treasury", "BTC", "5", wallet="btc-cold",
+                             ref="booked-not-attested"),
+         r.CommandRejected),
+        (solvent.CoverageBreach,
+         lambda: led.confirm_deposit("btc-cold", "pending-1", confirmations=3),
          r.CommandRejected),
         (solvent.AssetHalted,
          lambda: (setattr(clock, "now_ns", clock.now_ns + DAY_NS + SECOND_NS),
@@ -1305,13 +1365,15 @@ def test_every_custody_rejection_changes_nothing(
         assert after["position"] == before["position"] + 1
         assert after["version"] == before["version"] + 1
         assert [type(rec) for rec in after["records"][len(before["records"]):]] == [kind]
+        rec = after["records"][-1]
+        assert not isinstance(rec, r.CommandRejected) or rec.code == error.code, rec
         for key in ("balances", "totals", "frozen", "pending", "withdrawals"):
             assert after[key] == before[key], key
     assert_books_balance(led)
 
 
 def test_pending_figures_are_exact_after_many_deposits(
-    led: solvent.Ledger, live: Exchange
+    led: solvent.Ledger, live: Exchange, clock: Clock
 ) -> None:
     with led.batch():
         for i in range(50):
@@ -1321,6 +1383,7 @@ def test_pending_figures_are_exact_after_many_deposits(
     assert len(pending) == 50
     assert sum(d.amount_minor for d in pending) == sum(range(1, 51))
     assert led.reconcile("BTC").wallets[0].deposits_in_flight_minor == sum(range(1, 51))
+    attest_arrived(led, clock, "btc-cold")  # the chain shows all 50 (25 are reorged away)
     with led.batch():
         for i in range(0, 50, 2):
             led.confirm_deposit("btc-cold", f"many-{i}")

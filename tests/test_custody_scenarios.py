@@ -21,6 +21,7 @@ from conftest import (
     DAY_NS,
     Clock,
     assert_books_balance,
+    attest_arrived,
     attest_book,
     book_minor,
     clock_time,
@@ -189,7 +190,8 @@ def test_bitmart_a_hot_wallet_drained_in_one_interval_halts_at_the_next_attestat
     assert led.balance_minor("c000", "BTC") == (3 * BTC, 0)
     # customers keep their balances on the books: the loss is the exchange's to cover
     assert led.totals("BTC").customer_minor == 9 * BTC - 40_000_000
-    # deposits still credit; KRW is untouched
+    # deposits still credit, once the wallet's attestation shows them; KRW is untouched
+    attest_arrived(led, clock, "btc-cold", arrived_minor=BTC // 10)
     led.deposit("c002", "BTC", "0.1", wallet="btc-cold", ref="late-deposit")
     led.require_live("KRW")
     assert book_minor(led, "btc-hot") == 3 * BTC - 40_000_000
@@ -203,11 +205,14 @@ def test_bithumb_an_over_issued_promotion_is_refused_at_the_first_credit(
     """Bithumb, Feb 2026: a promotion meant to pay 2,000 KRW per user paid 2,000 BTC per
     user, against reserves of a fraction of that. Here 20 customers hold 2 BTC each and
     the attested reserves are 41 BTC; the treasury's books show 4,000 BTC more, booked but
-    never reconciled, so the books alone would allow the payout."""
+    never reconciled, so the books alone would allow the payout. (A deposit beyond an
+    attested wallet's last attestation is refused, see the next story: the 4,000 BTC are
+    booked in a wallet never attested, whose book backs nothing.)"""
     ex = custody_exchange(led, 20)
     for wallet in ("btc-cold", "krw-bank"):
         attest_book(led, clock, wallet)
-    led.deposit("treasury", "BTC", "4000", wallet="btc-cold", ref="booked-not-held")
+    led.open_wallet("btc-treasury", asset="BTC")
+    led.deposit("treasury", "BTC", "4000", wallet="btc-treasury", ref="booked-not-held")
     assert led.balance("treasury", "BTC").available == Decimal(4001)
     before = {name: led.balance_minor(name, "BTC") for name in ex.customers}
 
@@ -241,6 +246,82 @@ def test_bithumb_an_over_issued_promotion_is_refused_at_the_first_credit(
     # a small BTC bonus within the attested reserves is fine too
     led.transfer("treasury", "c000", "BTC", "1", ref="bonus", actor="ops-1")
     assert led.totals("BTC").customer_minor == 41 * BTC
+    assert_books_balance(led)
+    reopened_view_matches(led, sqlite_url, core, clock)
+
+
+def test_bithumb_as_a_deposit_coins_no_attestation_shows_are_refused_at_the_first_credit(
+    led: solvent.Ledger, clock: Clock, sqlite_url: str, core: str
+) -> None:
+    """The same error made as a deposit: 620,000 BTC credited to customers' accounts with
+    made-up refs, coins that never reached any wallet. Here 20 customers hold 2 BTC each
+    and every wallet is attested; the operator credits 31,000 BTC to each (620,000 BTC
+    in all), directly and then through detection and confirmation. The first credit is
+    refused and journaled; no balance moves, so there is nothing to sell or withdraw."""
+    ex = custody_exchange(led, 20)
+    led.open_wallet("btc-hot", asset="BTC")
+    for wallet in ("btc-cold", "btc-hot", "krw-bank"):
+        attest_book(led, clock, wallet)
+    assert led.reconcile("BTC").clean and led.reconcile("KRW").clean
+    each = 31_000 * BTC
+    assert each * len(ex.customers) == 620_000 * BTC
+    before = {name: led.balance_minor(name, "BTC") for name in ex.accounts}
+
+    # credited one by one: the very first deposit is refused, and journaled as refused
+    position = led.position
+    with pytest.raises(solvent.CoverageBreach) as info:
+        for name in ex.customers:
+            led.deposit(name, "BTC", "31000", wallet="btc-cold", ref=f"promo-{name}",
+                        actor="ops-1")
+    err = info.value
+    assert err.code == "coverage" and (err.details["account"], err.details["wallet"]) == (
+        "c000", "btc-cold")
+    assert (err.details["amount_minor"], err.details["attested_minor"],
+            err.details["room_minor"]) == (each, 41 * BTC, 0)
+    for words in ("btc-cold", "31,000.00000000 BTC", "41.00000000 BTC"):
+        assert words in err.message, (words, err.message)
+    [rejected] = led.records(after_position=position)
+    assert isinstance(rejected, r.CommandRejected)
+    assert (rejected.command, rejected.code, rejected.account, rejected.amount_minor,
+            rejected.ref, rejected.actor) == ("deposit", "coverage", "c000", each,
+                                              "promo-c000", "ops-1")
+
+    # through the deposit pipeline: detection is only a claim; the credit is refused
+    for name in ex.customers:
+        led.detect_deposit(name, "BTC", "31000", wallet="btc-hot", ref=f"tx-{name}",
+                           actor="ops-1")
+    assert led.balance("c000", "BTC").pending == 31_000
+    position = led.position
+    with pytest.raises(solvent.CoverageBreach) as info:
+        for name in ex.customers:
+            led.confirm_deposit("btc-hot", f"tx-{name}", actor="ops-1")
+    assert info.value.code == "coverage" and info.value.details["account"] == "c000"
+    assert info.value.details["wallet"] == "btc-hot"
+    [rejected] = led.records(after_position=position)
+    assert isinstance(rejected, r.CommandRejected)
+    assert (rejected.command, rejected.code, rejected.account, rejected.amount_minor,
+            rejected.ref) == ("confirm_deposit", "coverage", "c000", each, "tx-c000")
+    assert len(led.pending_deposits()) == 20  # still only detected, never credited
+
+    # nothing was credited: no phantom BTC to sell or to withdraw
+    assert {name: led.balance_minor(name, "BTC") for name in ex.accounts} == before
+    assert led.totals("BTC").customer_minor == 40 * BTC
+    assert led.balance("c000", "BTC").available == Decimal(2)
+    with pytest.raises(solvent.InsufficientFunds):
+        led.request_withdrawal("c000", "BTC", "31000", wallet="btc-hot", address="bc1x",
+                               ref="cash-out", actor="ops-1")
+    led.require_live("BTC")  # the refusals halt nothing: honest business goes on
+    # the chain never shows the coins: the detections are voided, and the wallet's next
+    # attestation reconciles (attested before the voids, it would halt on a shortfall)
+    for name in ex.customers:
+        led.void_deposit("btc-hot", f"tx-{name}", reason="not on chain", actor="ops-1")
+    assert led.pending_deposits() == []
+    attest_book(led, clock, "btc-hot")
+    # a deposit that did arrive, and that the wallet's attestation shows, is credited
+    attest_arrived(led, clock, "btc-cold", arrived_minor=BTC // 2)
+    led.deposit("c000", "BTC", "0.5", wallet="btc-cold", ref="real-deposit", actor="ops-1")
+    assert led.balance_minor("c000", "BTC") == (2 * BTC + BTC // 2, 0)
+    assert led.reconcile("BTC").clean and halts(led) == []
     assert_books_balance(led)
     reopened_view_matches(led, sqlite_url, core, clock)
 

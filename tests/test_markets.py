@@ -28,6 +28,7 @@ from conftest import (
     Clock,
     assert_books_balance,
     assert_holds_match_orders,
+    attest_arrived,
     attest_book,
     market_exchange,
     market_view,
@@ -938,6 +939,7 @@ def test_a_stale_attestation_halts_the_asset_at_the_order(
 def test_unconfirmed_funds_cannot_trade(led: solvent.Ledger, clock: Clock) -> None:
     market_exchange(led, clock, customer_krw=None)
     led.detect_deposit("c000", "KRW", "10000000", wallet="krw-bank", ref="tx-1")
+    attest_arrived(led, clock, "krw-bank")  # the bank shows the money: still not tradable
     assert led.balance("c000", "KRW").pending == 10_000_000
     refused(led, solvent.InsufficientFunds, "insufficient_funds",
             lambda: buy(led, "c000", "0.1", "97000000"))
@@ -964,13 +966,22 @@ def test_a_voided_deposit_never_becomes_tradable(led: solvent.Ledger, clock: Clo
 
 
 def test_bithumb_phantom_btc_cannot_be_credited_nor_sold(led: solvent.Ledger, clock: Clock) -> None:
-    """The promotion paid 2,000 BTC instead of 2,000 KRW. Here the credit is refused
-    against attested reserves, so there is nothing to sell: the panic sell is refused too."""
+    """The promotion paid 2,000 BTC instead of 2,000 KRW. Here the phantom coins cannot
+    be credited: booked into the treasury or to the customer as a deposit, the credit is
+    refused against the wallet's last attestation, which does not show them; so the
+    treasury holds no 2,000 BTC to pay out, and there is nothing to sell: the panic sell
+    is refused too. (The transfer refused against attested reserves when the treasury's
+    books show coins no attestation backs: test_custody_scenarios, Bithumb.)"""
     market_exchange(led, clock)
-    led.deposit("treasury", "BTC", "4000", wallet="btc-cold", ref="booked-not-held")
     buy(led, "c001", "1", "98000000")
     before = market_view(led)
     with pytest.raises(solvent.CoverageBreach):
+        led.deposit("treasury", "BTC", "4000", wallet="btc-cold", ref="booked-not-held")
+    with pytest.raises(solvent.CoverageBreach):
+        led.deposit("c000", "BTC", "2000", wallet="btc-cold", ref="promo-as-deposit")
+    assert [(rec.command, rec.code) for rec in led.records(after_position=before["position"])
+            ] == [("deposit", "coverage")] * 2
+    with pytest.raises(solvent.InsufficientFunds):
         led.transfer("treasury", "c000", "BTC", "2000", ref="promo-c000", actor="ops-1")
     refused(led, solvent.InsufficientFunds, "insufficient_funds",
             lambda: sell(led, "c000", "2000", "98000000"))
@@ -1439,6 +1450,7 @@ def test_submit_orders_lands_whole_or_not_at_all(tmp_path: Any) -> None:
     _eth_market(first, clock)
     stale = solvent.Ledger.open(url, clock=clock)
     batch = _ref_batch(stale)
+    attest_arrived(first, clock, "krw-bank", arrived_minor=1_000)  # moves the store on
     first.deposit("c002", "KRW", 1_000, wallet="krw-bank", ref="moves-the-store")
     markets = (MARKET, "ETH-KRW")
     with pytest.raises(solvent.WriterFenced):

@@ -4,13 +4,17 @@ A small exchange (``conftest.market_exchange`` with three customers holding 0.5 
 50,000,000 KRW each, so that funds run short often) takes random streams of orders of
 every type, tif, STP mode and post-only flag at prices a few ticks around a mid, with
 random sizes and client order ids, mixed with cancels, amends, deposits, withdrawals
-(requested, failed or completed), freezes, market halts and reference bands.
+(requested, failed or completed), freezes, market halts and reference bands. Most
+deposits are backed: the wallet is attested showing the coins, then they are credited;
+the others are credited with no new attestation, and must be refused (``coverage``,
+journaled) exactly when the wallet's last attestation does not show them.
 
 After every command: every account's held balance equals what its open orders and
 open withdrawals reserve, per asset; no balance is negative; custody == customer +
 company per asset; a refused command changed nothing (position, balances, books, open
-orders). At the end ``verify()`` (a full replay, compared with the live state) passes,
-and a ledger reopened from the SQLite file equals the live one.
+orders), but for an unbacked deposit's refusal, journaled and changing nothing else. At
+the end ``verify()`` (a full replay, compared with the live state) passes, and a ledger
+reopened from the SQLite file equals the live one.
 
 The differential property runs the same stream on a compiled-core and a python-core
 ledger with the same deterministic clock: identical outcomes, journals and books.
@@ -32,10 +36,13 @@ from conftest import (
     Clock,
     assert_books_balance,
     assert_holds_match_orders,
+    attest_arrived,
+    book_minor,
     market_exchange,
     market_view,
     observe,
 )
+from solvent import records as r
 from solvent.amounts import from_minor
 
 CUSTOMERS = ["c000", "c001", "c002"]
@@ -73,7 +80,8 @@ cancel = st.tuples(st.just("cancel"), st.integers(0, 50),
 amend = st.tuples(st.just("amend"), st.integers(0, 50), st.none() | st.integers(1, 500),
                   st.none() | ticks)
 deposit = st.tuples(st.just("deposit"), accounts, st.sampled_from(["BTC", "KRW"]),
-                    st.integers(1, 10**8))
+                    st.integers(1, 10**8),
+                    st.sampled_from([True] * 3 + [False]))  # backed: attested first
 withdraw = st.tuples(st.just("withdraw"), accounts, st.sampled_from(["BTC", "KRW"]),
                      st.integers(1, 3 * 10**7))
 settle_wd = st.tuples(st.just("settle_wd"), st.integers(0, 20), st.booleans())
@@ -144,8 +152,9 @@ class Runner:
     """Applies commands to one ledger; refs and toggles are its own, so two runners
     given the same stream issue the same commands."""
 
-    def __init__(self, led: solvent.Ledger) -> None:
+    def __init__(self, led: solvent.Ledger, clock: Clock) -> None:
         self.led = led
+        self.clock = clock
         self.n = 0
 
     def run(self, cmd: tuple[Any, ...]) -> Any:
@@ -194,9 +203,13 @@ class Runner:
             price = None if cmd[3] is None else str(cmd[3] * 1000)
             return led.amend_order(order_id, qty=qty, price=price)
         if kind == "deposit":
-            _, account, asset, amount = cmd
-            return led.deposit(account, asset, from_minor(amount, led.decimals(asset)),
-                               wallet=WALLET[asset], ref=f"d-{self.n}")
+            _, account, asset, amount, backed = cmd
+            if backed:  # the coins arrived: the wallet's attestation shows them
+                attest_arrived(led, self.clock, WALLET[asset], arrived_minor=amount)
+            receipt = led.deposit(account, asset, from_minor(amount, led.decimals(asset)),
+                                  wallet=WALLET[asset], ref=f"d-{self.n}")
+            event("deposit credited" + ("" if backed else " without a new attestation"))
+            return receipt
         if kind == "withdraw":
             _, account, asset, amount = cmd
             withdrawal_id = led.request_withdrawal(
@@ -229,6 +242,27 @@ class Runner:
         raise AssertionError(cmd)
 
 
+def credit_room(led: solvent.Ledger, wallet: str) -> int:
+    """What a deposit into ``wallet`` may credit without a new attestation, worked out
+    from the reconciliation report and the journal: what is on chain by the last
+    attestation (its balance, less the withdrawals broadcast since and not failed), less
+    what the book expects there (the book, less withdrawals broadcast and not completed),
+    plus the tolerance."""
+    asset = next(a for a, w in WALLET.items() if w == wallet)
+    [row] = [w for w in led.reconcile(asset).wallets if w.wallet == wallet]
+    assert row.observed_minor is not None  # small_exchange attests every wallet
+    records = list(led.records())
+    attested = max(rec.position for rec in records
+                   if isinstance(rec, r.Attested) and rec.wallet == wallet)
+    sent = [led.withdrawal(rec.withdrawal_id) for rec in records
+            if isinstance(rec, r.WithdrawalBroadcast) and rec.position > attested]
+    sent_minor = sum(wd.amount_minor for wd in sent
+                     if wd.wallet == wallet and wd.status != "failed")
+    return (row.observed_minor - sent_minor
+            - (book_minor(led, wallet) - row.withdrawals_in_flight_minor)
+            + led.custody_policy(asset).tolerance_minor)
+
+
 def small_exchange(led: solvent.Ledger, clock: Clock) -> None:
     market_exchange(led, clock, customer_btc="0.5", customer_krw=50_000_000)
 
@@ -252,11 +286,21 @@ def test_holds_match_open_orders_and_books_balance_after_every_command(
     led = solvent.Ledger.open(url, core=core, clock=clock)
     try:
         small_exchange(led, clock)
-        runner = Runner(led)
+        runner = Runner(led, clock)
         for cmd in stream:
             before = market_view(led)
+            room = credit_room(led, WALLET[cmd[2]]) if cmd[0] == "deposit" else 0
             outcome = runner.run(cmd)
-            if outcome == "all refused":  # journaled (the trace of what came in), no effect
+            if cmd[0] == "deposit":  # refused exactly when the attestation lacks the coins
+                backed, amount = cmd[4], cmd[3]
+                assert (outcome == "coverage") == (not backed and amount > room), (
+                    cmd, outcome, room)
+            if outcome in ("all refused", "coverage"):  # journaled (the trace), no effect
+                if outcome == "coverage":
+                    [rejected] = led.records(after_position=before["position"])
+                    assert isinstance(rejected, r.CommandRejected), rejected
+                    assert (rejected.command, rejected.code, rejected.amount_minor) == (
+                        "deposit", "coverage", cmd[3])
                 after = market_view(led)
                 for key in ("position", "version", "head"):
                     before.pop(key), after.pop(key)
@@ -290,7 +334,7 @@ def test_compiled_and_python_cores_write_identical_journals(
         clock = Clock()
         led = solvent.Ledger.open("memory:", core=core, clock=clock)
         small_exchange(led, clock)
-        runner = Runner(led)
+        runner = Runner(led, clock)
         outcomes = [runner.run(cmd) for cmd in stream]
         results.append((outcomes, list(led.records()), led.book(MARKET, depth=50),
                         market_view(led), clock.readings))

@@ -13,8 +13,9 @@ Each case builds one journal on a SQLite file, appends one chain-valid forged ba
 position from both detectors: ``verify_store`` and ``Ledger.open(...).verify()``.
 Records that the live path makes are taken from a live run on a copy of the
 journal and only their actor (or one field) changed, so the actor is all that is
-wrong with them; the controls show the same records verify with an actor allowed to
-make them.
+wrong with them (a deposit credit comes after the attestation that shows its coins,
+left as the system made it); the controls show the same records verify with an actor
+allowed to make them.
 """
 
 from __future__ import annotations
@@ -148,6 +149,29 @@ def made_by(actor: str, action: Callable[[solvent.Ledger, dict[str, Any]], objec
     return lambda i, live: replace(live(lambda led: action(led, i)), actor=actor, **fields)
 
 
+def attest_arrival_at_btc_hot(info: dict[str, Any], balance: str
+                              ) -> Callable[[solvent.Ledger], object]:
+    """btc-hot attested at ``balance`` BTC, as of the base journal's last time: its
+    books and its pending deposit (27 BTC) plus the coins a deposit is about to credit."""
+    return lambda led: led.attest("btc-hot", balance,
+                                  as_of=clock_time(Clock(info["clock_ns"])), source="node")
+
+
+def credited_by(actor: str, credit: Callable[[solvent.Ledger, dict[str, Any]], object],
+                *, attested: str) -> Callable[[dict[str, Any], Any], list[Any]]:
+    """A deposit credit's records, made live once btc-hot is attested at ``attested``
+    BTC (the coins arrived: a credit needs its wallet's last attestation to show them),
+    with ``actor`` put in the credit's place only: the attestation, made by the system
+    as allowed, replays; who made the credit is all that is wrong with it."""
+    def make(i: dict[str, Any], live: Any) -> list[Any]:
+        records = live(lambda led: (attest_arrival_at_btc_hot(i, attested)(led),
+                                    credit(led, i)))
+        assert isinstance(records[0], r.Attested) and records[0].actor == "system", records
+        return [rec if isinstance(rec, r.Attested) else msgspec.structs.replace(rec, actor=actor)
+                for rec in records]
+    return make
+
+
 def approve_as_op2(led: solvent.Ledger, info: dict[str, Any]) -> object:
     """The base journal's pending withdrawal approved, as the live path allows."""
     return led.approve_withdrawal(info["wd"], actor="op2")
@@ -178,9 +202,9 @@ CASES: list[Case] = [
     ("customer opens a wallet",
      lambda i, live: [r.WalletOpened(**header(i, "alice"), ref="", wallet="w2",
                                      asset="BTC")], "(customer)"),
-    ("customer credits itself a deposit",
-     made_by("alice", lambda led, i: led.deposit(
-         "alice", "BTC", "1000", wallet="btc-hot", ref="fake")),
+    ("customer credits itself a deposit",  # btc-hot: 25 BTC booked, 2 detected, 1000 new
+     credited_by("alice", lambda led, i: led.deposit(
+         "alice", "BTC", "1000", wallet="btc-hot", ref="fake"), attested="1027"),
      "(customer)"),
     ("customer transfers from another customer",
      made_by("alice", lambda led, i: led.transfer(
@@ -204,8 +228,9 @@ CASES: list[Case] = [
      made_by("alice", lambda led, i: led.detect_deposit(
          "alice", "BTC", "1", wallet="btc-hot", ref="pend-2")),
      "(customer)"),
-    ("customer confirms its own deposit",
-     made_by("alice", lambda led, i: led.confirm_deposit("btc-hot", "pend-1")), "(customer)"),
+    ("customer confirms its own deposit",  # btc-hot: 25 BTC booked, 2 detected (pend-1)
+     credited_by("alice", lambda led, i: led.confirm_deposit("btc-hot", "pend-1"),
+                 attested="27"), "(customer)"),
     ("customer voids a deposit",
      made_by("alice", lambda led, i: led.void_deposit(
          "btc-hot", "pend-1", reason="x")), "(customer)"),
@@ -278,10 +303,13 @@ def test_a_record_its_actor_could_not_have_made_does_not_replay(
     info = base[1]
     forged = make(info, lambda action: live_records(base, tmp_path, action))
     assert forged and forged[0].position == info["position"] + 1
+    # the case's record is the first by its actor: a deposit credit's backing
+    # attestation before it (``credited_by``) is made by an actor allowed to, and replays
+    at = next(rec.position for rec in forged if rec.actor == forged[-1].actor)
     path = copy_of(base, tmp_path / "forged.db")
     append_forged_batch(url_of(path), forged)
     for exc in refusals(path, core):
-        assert exc.position == info["position"] + 1, exc
+        assert exc.position == at, exc
         assert words in str(exc), exc
 
 
@@ -432,8 +460,23 @@ RULE_CASES: list[Case] = [
                       else msgspec.structs.replace(rec, confirmations=5)
                       for rec in live(lambda led: (
                           led.set_custody_policy("BTC", confirmations=6),
+                          attest_btc_hot(i)(led),
                           led.confirm_deposit("btc-hot", "pend-1", confirmations=6)))],
      "has 5 confirmations; BTC needs 6"),
+    ("deposit credited that the last attestation does not show",
+     lambda i, live: renumber([rec for rec in live(lambda led: (
+         attest_arrival_at_btc_hot(i, "28")(led),
+         led.deposit("alice", "BTC", "1", wallet="btc-hot", ref="d-9")))
+         if not isinstance(rec, r.Attested)], i),
+     "credits 100000000 minor units of BTC that the last attestation of 'btc-hot' does not "
+     "show"),
+    ("deposit confirmed that the last attestation does not show",
+     lambda i, live: renumber([rec for rec in live(lambda led: (
+         attest_btc_hot(i)(led),
+         led.confirm_deposit("btc-hot", "pend-1")))
+         if not isinstance(rec, r.Attested)], i),
+     "credits 200000000 minor units of BTC that the last attestation of 'btc-hot' does not "
+     "show"),
     ("policy asking for no confirmation",
      lambda i, live: replace(live(lambda led: led.set_custody_policy("BTC")),
                              confirmations=0), "has confirmations 0, outside 1.."),
@@ -503,11 +546,15 @@ RULE_CONTROLS: list[tuple[str, Callable[[dict[str, Any], Any], list[Any]]]] = [
      lambda i, live: live(lambda led: (
          led.attest("eth-hot", "1", as_of=clock_time(Clock(i["clock_ns"])), source="node"),
          led.approve_resume("ETH", actor="op2")))),
-    ("a deposit confirmed as the policy asks, and the wallet attested again",
+    ("a deposit confirmed as the policy asks, once the wallet is attested showing it",
      lambda i, live: live(lambda led: (
          led.set_custody_policy("BTC", confirmations=6, max_attestation_age_s=3600),
-         led.confirm_deposit("btc-hot", "pend-1", confirmations=6),
-         attest_btc_hot(i)(led)))),
+         attest_btc_hot(i)(led),
+         led.confirm_deposit("btc-hot", "pend-1", confirmations=6)))),
+    ("a deposit credited once the wallet is attested showing it",
+     lambda i, live: live(lambda led: (
+         attest_arrival_at_btc_hot(i, "28")(led),
+         led.deposit("alice", "BTC", "1", wallet="btc-hot", ref="d-9")))),
     ("a reference move with the order it strands cancelled",
      lambda i, live: live(lambda led: led.set_reference_price(
          "BTC-KRW", "200000000", band="0.05"))),

@@ -132,6 +132,7 @@ class Withdrawal(msgspec.Struct):
     approved_by: str = ""
     txid: str = ""
     reason: str = ""
+    broadcast_position: int = 0  # 0: not broadcast (or in a snapshot older than the field)
 
 
 class Attestation(msgspec.Struct, frozen=True):
@@ -210,6 +211,9 @@ class CustodyState:
         self.proof_key: bytes | None = None
         self.in_flight_in: dict[int, int] = {}  # wallet -> detected, unconfirmed
         self.in_flight_out: dict[int, int] = {}  # wallet -> broadcast, uncompleted
+        # wallet -> withdrawals broadcast after its last attestation, completed or not: coins
+        # that attestation still counts (derived, for credit_room)
+        self.out_since_attested: dict[int, int] = {}
         # asset -> command time until which the last full liveness check holds
         # (derived, not snapshotted; dropped by every record that could change it)
         self.live_until: dict[int, int] = {}
@@ -240,6 +244,39 @@ class CustodyState:
                                    > self.policy(asset).max_attestation_age_ns):
             return "stale", oldest
         return "", 0
+
+    def _sent_since_attested(self, wallet: int, wd: Withdrawal) -> bool:
+        att = self.attestations.get(wallet)
+        return att is not None and wd.broadcast_position > att.position
+
+    def credit_room(self, wallet: int) -> int | None:
+        """How many minor units a deposit may still add to the ledger's book of
+        ``wallet``: what is on chain by its last attestation (the attested balance,
+        less the withdrawals broadcast since, completed or not), less what the book
+        expects there (the book, less the withdrawals broadcast and not completed),
+        plus the asset's tolerance. As in :meth:`reconcile`, a withdrawal broadcast
+        before the attestation counts as gone from the chain by then. A deposit
+        credit beyond the room is refused (live and on replay): the last attestation
+        does not show the coins. None when the wallet has never been attested: its
+        asset cannot back an order or a withdrawal until every wallet of it is, and
+        that attestation halts on a shortfall."""
+        att = self.attestations.get(wallet)
+        if att is None:
+            return None
+        core = self.state.core
+        a = core.wallet_asset(wallet)
+        on_chain = att.balance_minor - self.out_since_attested.get(wallet, 0)
+        expected = core.available(wallet, a) - self.in_flight_out.get(wallet, 0)
+        return on_chain - expected + self.policy(a).tolerance_minor
+
+    def check_credit(self, rec: r.Deposited | r.DepositConfirmed) -> None:
+        """Replay's side of :meth:`credit_room`."""
+        w = self.state.account_index[rec.wallet]
+        room = self.credit_room(w)
+        if room is not None and rec.amount_minor > room:
+            raise self._fail(rec, f"credits {rec.amount_minor} minor units of {rec.asset} that "
+                                  f"the last attestation of {rec.wallet!r} does not show "
+                                  f"(room {room})")
 
     def wallets_of(self, asset: int) -> list[int]:
         core = self.state.core
@@ -338,6 +375,7 @@ class CustodyState:
         if not need <= rec.confirmations <= MAX_POLICY_COUNT:  # confirm_deposit's check
             raise self._fail(rec, f"has {rec.confirmations} confirmations; {rec.asset} needs "
                                   f"{need} (at most {MAX_POLICY_COUNT:,})")
+        self.check_credit(rec)
         st = self.state
         w = st.account_index[rec.wallet]
         code = st.core.post(w, st.account_index[rec.account], st.asset_index[rec.asset],
@@ -422,8 +460,11 @@ class CustodyState:
             raise self._fail(rec, f"sends a withdrawal while {wd.asset} is halted")
         wd.status = "broadcast"
         wd.txid = rec.txid
+        wd.broadcast_position = rec.position
         w = self.state.account_index[wd.wallet]
         self.in_flight_out[w] = self.in_flight_out.get(w, 0) + wd.amount_minor
+        if w in self.attestations:
+            self.out_since_attested[w] = self.out_since_attested.get(w, 0) + wd.amount_minor
 
     def _on_completed(self, rec: r.WithdrawalCompleted) -> None:
         wd = self._withdrawal(rec, "broadcast")
@@ -444,7 +485,10 @@ class CustodyState:
                                wd.amount_minor)
         self._core_ok(rec, code)
         if wd.status == "broadcast":
-            self.in_flight_out[st.account_index[wd.wallet]] -= wd.amount_minor
+            w = st.account_index[wd.wallet]
+            self.in_flight_out[w] -= wd.amount_minor
+            if self._sent_since_attested(w, wd):  # the coins never left after all
+                self.out_since_attested[w] -= wd.amount_minor
         wd.status = "failed"
         wd.reason = rec.reason
         self.open_withdrawals -= 1
@@ -475,6 +519,7 @@ class CustodyState:
             raise self._fail(rec, f"puts the attested reserves of {rec.asset} past int64")
         self.attestations[w] = Attestation(rec.balance_minor, rec.as_of_ns, rec.source,
                                            rec.position)
+        self.out_since_attested.pop(w, None)
         self.live_until.pop(a, None)
         self._refresh_cap(a)
         # the halts this attestation calls for must follow in its batch (attest journals
@@ -672,6 +717,11 @@ class CustodyState:
             self.recent[a] = deque(ids)
         for w, att in data["attestations"]:
             self.attestations[w] = dec(att, Attestation)
+        for wd in self.withdrawals.values():
+            wi = self.state.account_index[wd.wallet]
+            if wd.status in ("broadcast", "completed") and self._sent_since_attested(wi, wd):
+                self.out_since_attested[wi] = (self.out_since_attested.get(wi, 0)
+                                               + wd.amount_minor)
         for a, halts in data["halts"]:
             self.halts[a] = {cause: dec(h, r.AssetHalted) for cause, h in halts}
         for a, (who, why) in data["resume_requests"]:
@@ -718,6 +768,10 @@ class CustodyCommands:
 
         def _rejection(self, code: int, command: str, account: str, asset: str,
                        amount_minor: int, **extra: Any) -> e.Rejected: ...
+
+        def _journal_rejection(self, who: str, ref: str, command: str,
+                               rejection: e.Rejected, account: str, asset: str,
+                               amount_minor: int) -> None: ...
 
         def batch(self) -> Any: ...
 
@@ -920,6 +974,8 @@ class CustodyCommands:
                     f"deposit {ref!r} has {shown_value(got)} confirmations; {dep.asset} needs "
                     f"{need}",
                     ref=ref, confirmations=got, required=need)
+            self._check_credit_room(who, ref, "confirm_deposit", dep.account, wallet, dep.asset,
+                                    dep.amount_minor)
             if self._state.core.total(a, c.KIND_WALLET) > c.INT64_MAX - dep.amount_minor:
                 raise e.BalanceOverflow(
                     f"deposit {ref!r} would push custody of {dep.asset} past int64 minor units",
@@ -927,6 +983,34 @@ class CustodyCommands:
             return self._emit(r.DepositConfirmed, who, ref, account=dep.account, wallet=wallet,
                               asset=dep.asset, amount_minor=dep.amount_minor,
                               confirmations=got)
+
+    def _check_credit_room(self, who: str, ref: str, command: str, account: str, wallet: str,
+                           asset: str, amount_minor: int) -> None:
+        """Refuse (journaled, :class:`~solvent.CoverageBreach`) a deposit credit that
+        the wallet's last attestation does not show: an operator cannot credit coins
+        that never arrived (the Bithumb credit, as a deposit)."""
+        st = self._state
+        w = st.account_index[wallet]
+        room = self._custody.credit_room(w)
+        if room is None or amount_minor <= room:
+            return
+        a = st.asset_index[asset]
+        dec = st.asset_decimals[a]
+        att = self._custody.attestations[w]
+
+        def units(minor: int) -> str:
+            return f"{format_minor(minor, dec)} {asset}"
+
+        rejection = e.CoverageBreach(
+            f"{command} of {units(amount_minor)} to {account!r}: the last attestation of "
+            f"{wallet!r} shows {units(att.balance_minor)} and the ledger books "
+            f"{units(st.core.available(w, a))} in it, so it backs at most {units(max(room, 0))} "
+            "more (tolerance and broadcast withdrawals included); attest the wallet once the "
+            "coins have arrived, then credit them",
+            account=account, wallet=wallet, asset=asset, amount_minor=amount_minor,
+            room_minor=room, attested_minor=att.balance_minor)
+        self._journal_rejection(who, ref, command, rejection, account, asset, amount_minor)
+        raise rejection
 
     def void_deposit(
         self, wallet: str, ref: str, *, reason: str = "reorg", actor: str | None = None

@@ -198,7 +198,9 @@ class NotReconciled(Rejected):
 
 
 class CoverageBreach(Rejected):
-    """A company-funded credit would lift customer liabilities above attested reserves."""
+    """A credit is not backed: a company-funded credit would lift customer liabilities
+    above the attested reserves, or a deposit credits coins that the custody wallet's
+    last attestation does not show."""
 
     code = "coverage"
 

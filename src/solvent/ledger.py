@@ -456,6 +456,7 @@ class Ledger(CustodyCommands, MarketCommands):
                         f"deposit {ref!r} on wallet {wallet!r} was detected and is not "
                         "credited: confirm_deposit or void_deposit it", ref=ref, wallet=wallet)
                 return Receipt(position=prior[3], ref=ref, replayed=True)
+            self._check_credit_room(who, ref, "deposit", account, wallet, asset, amount_minor)
             code = self._state.do_post(w, acct, a, amount_minor)
             if code:
                 raise self._rejection(code, "deposit", account, asset, amount_minor)

@@ -262,6 +262,8 @@ class LedgerState:
         key = (rec.wallet, rec.ref)
         if key in self.deposit_refs:
             raise self._refuse(rec, "repeats a deposit ref")
+        if rec.wallet in self.account_index:  # else the post below refuses it
+            self.custody.check_credit(rec)
         code = self.do_post(
             self.account_index[rec.wallet],
             self.account_index[rec.account],
