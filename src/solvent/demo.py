@@ -250,6 +250,17 @@ def _custody_part(led: Ledger, clock: SimClock, path: str) -> int:
             _say(f"   {asset}: reserves {format_minor(rep.reserves_minor, led.decimals(asset))}, "
                  f"customer liabilities {format_minor(rep.liabilities_minor, led.decimals(asset))}"
                  f", coverage {rep.coverage:.4f}, {'clean' if rep.clean else rep.problems}")
+        # the promotion's error as a deposit: coins the chain does not show cannot be credited
+        before = led.balance_minor(customer, "BTC")
+        try:
+            led.deposit(customer, "BTC", "620000", wallet="btc-cold", ref="promo-as-deposit",
+                        actor="ops-kim")
+        except Rejected as exc:
+            _say(f"   a 620,000 BTC deposit the chain does not show: refused ({exc.code}), "
+                 "journaled")
+        if led.balance_minor(customer, "BTC") != before:
+            _say("   FAILED: an unbacked deposit was credited")
+            return 1
 
     with _step("A withdrawal: held, approved by a second operator, broadcast, completed"):
         wid = led.request_withdrawal(customer, "BTC", "6", wallet="btc-hot", address="bc1q-demo",
