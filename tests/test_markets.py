@@ -1092,6 +1092,17 @@ def test_a_reference_move_refuses_to_strand_more_orders_than_it_can_cancel(
     check(led)
 
 
+def test_price_band_reads_the_band_in_the_quote_asset(led: solvent.Ledger, ex: Any) -> None:
+    assert led.price_band(MARKET) is None
+    led.set_reference_price(MARKET, "98000000", band="0.05")
+    assert led.price_band(MARKET) == (Decimal(93_100_000), Decimal(102_900_000))
+    # 1 ppm of 98,001 ticks is 0.098 of a tick: rounded inwards, the band is the reference
+    led.set_reference_price(MARKET, "98001000", band="0.000001")
+    assert led.price_band(MARKET) == (Decimal(98_001_000), Decimal(98_001_000))
+    with pytest.raises(solvent.UnknownMarket):
+        led.price_band("ETH-KRW")
+
+
 def test_a_reference_price_of_zero_is_refused(led: solvent.Ledger, ex: Any) -> None:
     refused(led, solvent.InvalidAmount, "invalid_amount",
             lambda: led.set_reference_price(MARKET, "0", band="0.05"))

@@ -359,7 +359,20 @@ def _trading_part(led: Ledger) -> int:
         led.list_market("BTC-KRW", base="BTC", quote="KRW", tick_size="1000", lot_size="0.001",
                         maker_fee="0.0005", taker_fee="0.001", min_notional="5000",
                         actor="ops-kim")
+        # bids resting far below before any band exists: what a panic would sell into
+        deep: list[int] = []
+        for i, name in enumerate(rng.sample(names, 40)):
+            price = REFERENCE_KRW * 83 // 100 + 300_000 * i  # -17 % .. just under the floor
+            with contextlib.suppress(Rejected):  # a customer without the KRW is refused
+                led.place_order(name, "BTC-KRW", "buy", qty="0.01", price=price,
+                                actor="ops-kim")
+                deep.append(price)
         led.set_reference_price("BTC-KRW", REFERENCE_KRW, band="0.05", actor="ops-kim")
+        band = led.price_band("BTC-KRW")
+        assert band is not None and deep
+        _say(f"   {len(deep)} bids of 0.01 BTC rest at {min(deep):,} (-17 %) .. {max(deep):,} KRW;"
+             f" then the band {band[0]:,} .. {band[1]:,} KRW around the reference "
+             f"{REFERENCE_KRW:,} (set after them: they stay, and cannot trade)")
         orders = 20_000
         outcomes: dict[str, int] = {}
         fills = 0
@@ -433,7 +446,10 @@ def _trading_part(led: Ledger) -> int:
             except Rejected as exc:
                 refused += exc.code == "price_outside_band"
         _say(f"   50 limit sells at {panic:,} KRW (-17%): {refused} refused (price_outside_band)")
-        low_band = REFERENCE_KRW * 95 // 100
+        band = led.price_band("BTC-KRW")
+        assert band is not None
+        low_band = int(band[0])
+        below_before = _bids_below(led, low_band)
         lowest = REFERENCE_KRW
         sold = unfilled = Decimal(0)
         richest = sorted(names, key=lambda n: led.balance_minor(n, "BTC")[0])[-100:]
@@ -448,15 +464,26 @@ def _trading_part(led: Ledger) -> int:
             for f in o.fills:
                 lowest = min(lowest, int(f.price))
         drop = (REFERENCE_KRW - lowest) * 100 / REFERENCE_KRW
+        below_after = _bids_below(led, low_band)
         _say(f"   100 market sells of 2 BTC: {sold} BTC sold down to {lowest:,} KRW "
-             f"(-{drop:.1f}%), {unfilled} BTC expired unfilled at the band floor "
-             f"{low_band:,} instead of printing lower")
-        if lowest < low_band:
+             f"(-{drop:.1f}%); {unfilled} BTC expired unfilled at the band floor "
+             f"{low_band:,} KRW while {below_after} BTC of bids rested below it, down to -17 %:"
+             " none of them traded")
+        if lowest < low_band or below_after != below_before:
             _say("   !! a trade printed below the band")
+            return 1
+        if not (below_after and unfilled):
+            _say("   !! the band was never tested: no sell met the floor with bids below it")
             return 1
         report = led.verify()
         _say(f"   replay: {report.records:,} records verified, books and balances identical")
     return 0
+
+
+def _bids_below(led: Ledger, price: int) -> Decimal:
+    """BTC bid below ``price`` KRW in the BTC-KRW book (its 1,000 best levels)."""
+    return sum((qty for p, qty in led.book("BTC-KRW", depth=1000)["bids"] if p < price),
+               Decimal(0))
 
 
 def _plain(minor: int, decimals: int) -> str:

@@ -1113,9 +1113,23 @@ class MarketCommands:
             return {"bids": view(bids), "asks": view(asks)}
 
     def market_spec(self, market: str) -> MarketSpec:
-        """The listing of ``market`` (tick, lot, fees, minimum notional, band)."""
+        """The listing of ``market`` (tick, lot, fees, minimum notional, fee account);
+        its band is :meth:`price_band`."""
         with self._lock:
             return self._spec(market)
+
+    def price_band(self, market: str) -> tuple[Decimal, Decimal] | None:
+        """The lowest and highest prices (in the quote asset) at which ``market`` may
+        trade, set by :meth:`set_reference_price`; None before any reference price."""
+        with self._lock:
+            spec = self._spec(market)
+            band = self._markets.band(market)
+            if band is None:
+                return None
+            st = self._state
+            qdec = st.asset_decimals[st.asset_index[spec.quote]]
+            return (from_minor(band[0] * spec.tick_minor, qdec),
+                    from_minor(band[1] * spec.tick_minor, qdec))
 
     # -- the bulk path ------------------------------------------------------------------
 
