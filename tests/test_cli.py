@@ -23,15 +23,32 @@ def test_the_demo_writes_the_file_it_is_given_whatever_its_name(tmp_path: Path) 
     """``--path`` went into a URL unescaped: ``a#b.db`` deleted ``a#b.db`` and wrote the
     journal to ``a`` (the rest was a URL fragment); ``c%3Fd.db`` wrote ``c?d.db``."""
     for name in ("a#b.db", "c%3Fd.db"):
-        (tmp_path / name).write_bytes(b"an earlier run")
-        result = solvent("demo", "--customers", str(WINNERS + 20), "--path", name,
-                         cwd=tmp_path)
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr
-        assert (tmp_path / name).read_bytes()[:16] == b"SQLite format 3\x00"
+        for _run in range(2):  # the second run replaces the first's ledger
+            result = solvent("demo", "--customers", str(WINNERS + 20), "--path", name,
+                             cwd=tmp_path)
+            assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+            assert (tmp_path / name).read_bytes()[:16] == b"SQLite format 3\x00"
     assert not (tmp_path / "a").exists() and not (tmp_path / "c?d.db").exists()
     url = "sqlite:///" + str(tmp_path / "a%23b.db")
     verified = solvent("verify", url, cwd=tmp_path)
     assert verified.returncode == 0 and verified.stdout.startswith("OK"), verified.stderr
+
+
+def test_the_demo_replaces_only_a_ledger_it_made(tmp_path: Path) -> None:
+    """``--path`` named any file and the demo deleted it: a real ledger, say."""
+    import solvent as lib
+
+    (tmp_path / "notes.db").write_bytes(b"not a ledger")
+    with lib.Ledger.open(f"sqlite:///{tmp_path / 'books.db'}") as led:
+        led.register_asset("BTC", decimals=8)
+    kept = {name: (tmp_path / name).read_bytes() for name in ("notes.db", "books.db")}
+    for name in kept:
+        result = solvent("demo", "--customers", str(WINNERS + 20), "--path", name,
+                         cwd=tmp_path)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "holds something the demo did not make" in result.stderr, result.stderr
+        assert len(result.stderr.splitlines()) == 1
+        assert (tmp_path / name).read_bytes() == kept[name]
 
 
 @pytest.mark.parametrize("path", ["", ".", "sub"])

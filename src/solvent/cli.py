@@ -216,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run the Bithumb-payout demo on an embedded SQLite file")
-    demo.add_argument("--path", default="solvent-demo.db", help="SQLite file (recreated)")
+    demo.add_argument("--path", default="solvent-demo.db",
+                      help="SQLite file (recreated if the demo made it; any other file is refused)")
     demo.add_argument("--customers", type=int, default=3000, help="number of customers")
     demo.add_argument("--core", default="compiled", choices=("compiled", "python"))
     demo.set_defaults(func=_cmd_demo)

@@ -30,6 +30,7 @@ from solvent.engine.codes import OP_LIMIT
 from solvent.errors import Rejected, StoreError
 from solvent.ledger import Ledger
 from solvent.proof import ProofInvalid, verify_inclusion
+from solvent.store import JournalStore
 
 BTC_DECIMALS = 8
 KRW_DECIMALS = 0
@@ -90,6 +91,10 @@ def run_demo(path: str = "solvent-demo.db", customers: int = 3000, core: str = "
     if not path or os.path.isdir(path):
         return _refuse(f"--path {path!r} must name a file (it is recreated)")
     url = "sqlite:///" + quote(path)  # the file itself, whatever its name holds ('#', '%')
+    if os.path.exists(path) and os.path.getsize(path) and not _made_by_the_demo(url):
+        return _refuse(f"--path {path!r} holds something the demo did not make (another "
+                       "ledger, or not a ledger at all); it replaces only its own ledger: "
+                       "remove the file yourself or choose another path")
     clock = SimClock()
     try:
         for suffix in ("", "-wal", "-shm"):
@@ -478,6 +483,33 @@ def _trading_part(led: Ledger) -> int:
         report = led.verify()
         _say(f"   replay: {report.records:,} records verified, books and balances identical")
     return 0
+
+
+def _made_by_the_demo(url: str) -> bool:
+    """Whether the SQLite file at ``url`` is a journal the demo wrote: its first batch
+    opens with the demo's operator and its two assets (read only; anything that is
+    not a journal is not the demo's)."""
+    try:
+        store = JournalStore(url, readonly=True)
+    except Exception:  # not SQLite, unreadable, locked: not one to replace
+        return False
+    try:
+        first = store.batch_at(1)
+        if first is None:
+            return False
+        head = r.batch_decoder.decode(first.payload).records[:3]
+    except Exception:  # not this schema
+        return False
+    finally:
+        store.close()
+    return head == [  # what the demo's first batch opens with, headers aside
+        r.ActorRegistered(position=1, time_ns=head[0].time_ns, actor="system", name="ops-kim",
+                          role="operator"),
+        r.AssetRegistered(position=2, time_ns=head[1].time_ns, actor="system", asset="BTC",
+                          decimals=BTC_DECIMALS),
+        r.AssetRegistered(position=3, time_ns=head[2].time_ns, actor="system", asset="KRW",
+                          decimals=KRW_DECIMALS),
+    ] if len(head) == 3 else False
 
 
 def _bids_below(led: Ledger, price: int) -> Decimal:
