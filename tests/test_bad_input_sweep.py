@@ -132,6 +132,7 @@ def calls(led: solvent.Ledger, got: dict[str, Any]) -> list[Call]:
                                                   "client_order_id": "sw-c"}),
         ("place_order", ("c001", MARKET, "buy"), {"quote_qty": "100000", "type": "market",
                                                   "tif": "IOC"}),
+        ("price_band", (MARKET,), {}),
         ("reconcile", ("BTC",), {}),
         ("records", (0,), {}),
         ("register_actor", ("new-actor", "operator"), {}),
