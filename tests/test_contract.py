@@ -41,6 +41,7 @@ from conftest import (
 )
 from solvent import records as r
 from solvent.journal import GENESIS_DIGEST, StoredBatch
+from solvent.state import snapshot_decoder
 from solvent.store import JournalStore, drop_postgres_store, postgres_conninfo
 
 BTC = 10**8  # satoshi per BTC
@@ -401,6 +402,33 @@ def test_snapshots_are_written_and_checked(store_url: str, core: str) -> None:
         finally:
             other.close()
     led.close()
+
+
+def test_snapshot_every_counts_from_the_last_snapshot_not_from_open(
+    store_url: str, core: str
+) -> None:
+    """A process that always stops before ``close()`` and commits fewer than
+    ``snapshot_every`` records per run took no snapshot ever: the period counted from
+    the position at open. It counts from the snapshot the state was loaded from."""
+    skip_unless_persistent(store_url)
+    led = open_ledger(store_url, core, snapshot_every=10)
+    ex = build_exchange(led, customers=2, customer_btc=1)  # 9 records, one commit
+    led.snapshot()
+    at = led.position
+    led.close()
+    for run in range(3):  # each run commits 4 records and dies (no close: no snapshot)
+        led = open_ledger(store_url, core, snapshot_every=10)
+        for i in range(4):
+            led.transfer(ex.customers[i % 2], ex.customers[(i + 1) % 2], "BTC", "0.01",
+                         ref=f"r{run}-{i}")
+        led._store.close()  # the process ends here
+    store = JournalStore(store_url, readonly=True)
+    try:
+        positions = [snapshot_decoder.decode(p).position for _v, p in store.snapshots_desc()]
+    finally:
+        store.close()
+    # the 10th record after the snapshot at ``at`` was committed in the third run
+    assert positions == [at + 10, at], positions
 
 
 def test_snapshot_then_reopen_with_each_core(store_url: str, core: str) -> None:

@@ -64,7 +64,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         store.close()
     _verdict(
         f"OK {redact(args.url)}: {report.batches} batches, {report.records} records, "
-        f"{report.snapshots_checked} snapshots checked, position {state.position}\n"
+        f"{report.snapshots_checked} snapshots checked"
+        + (f" ({report.snapshots_skipped} of another format skipped)"
+           if report.snapshots_skipped else "")
+        + f", position {state.position}\n"
         f"head digest {report.head_digest}"
     )
     return 0

@@ -47,9 +47,12 @@ from solvent.records import column_bytes
 from solvent.state import (
     ACCOUNT_KINDS,
     ROLES,
+    SNAPSHOT_FORMAT,
     LedgerState,
+    SnapshotHead,
     bulk_content_digest,
     snapshot_decoder,
+    snapshot_head_decoder,
 )
 from solvent.store import JournalStore
 
@@ -109,6 +112,9 @@ class VerifyReport(msgspec.Struct, frozen=True):
     records: int
     head_digest: str
     snapshots_checked: int
+    #: snapshots of another format (older code's, or one whose format field was
+    #: altered): neither loaded nor compared; the state was replayed past them
+    snapshots_skipped: int = 0
 
 
 # Records that survive a rolled-back batch: they are the forensic trace of what
@@ -157,7 +163,9 @@ class Ledger(CustodyCommands, MarketCommands):
         self._actor = actor
         self._clock = clock
         self._snapshot_every = snapshot_every
-        self._last_snapshot_position = state.position
+        # a process that always stops before close() still takes snapshots: the period
+        # counts from the snapshot the state was loaded from, not from this open
+        self._last_snapshot_position = state.snapshot_position
         self._pending: list[r.JournalRecord] = []
         self._depth = 0
         self._lock = threading.RLock()
@@ -1059,7 +1067,7 @@ class Ledger(CustodyCommands, MarketCommands):
         # rolled-back accounts free their numbers for others: drop what was derived
         self._trees = {}
         self._leaf_key_cache = []
-        self._last_snapshot_position = state.position
+        self._last_snapshot_position = state.snapshot_position
 
     def _lose_state(self, why: e.StoreError) -> None:
         """Stop trusting the in-memory state, which may hold commands that the journal
@@ -1195,9 +1203,12 @@ def _int64_column(values: Sequence[int], name: str) -> array:  # type: ignore[ty
 
 
 def load_state(store: JournalStore, core: str) -> LedgerState:
-    """Latest snapshot plus the journal after it."""
+    """The latest snapshot of this format plus the journal after it (a snapshot of
+    another format is replayed past)."""
     state: LedgerState | None = None
-    for version, payload in store.snapshots_desc(limit=1):
+    for version, payload in store.snapshots_desc():
+        if _snapshot_head(version, payload).format != SNAPSHOT_FORMAT:
+            continue
         try:
             snap = snapshot_decoder.decode(payload)
         except ValueError as exc:  # msgspec.DecodeError, or UnicodeDecodeError in a str
@@ -1224,6 +1235,15 @@ def load_state(store: JournalStore, core: str) -> LedgerState:
             version=store.last_version() + 1,
         )
     return state
+
+
+def _snapshot_head(version: int, payload: bytes) -> SnapshotHead:
+    """A stored snapshot's version, position and format, read without decoding the rest."""
+    try:
+        return snapshot_head_decoder.decode(payload)
+    except ValueError as exc:  # msgspec.DecodeError, or UnicodeDecodeError in a str
+        raise e.TamperDetected(f"snapshot at batch {version} does not decode: {exc}",
+                               version=version) from exc
 
 
 def check_snapshot_head(store: JournalStore, state: LedgerState) -> None:
@@ -1260,14 +1280,16 @@ _SNAPSHOT_LOAD_ERRORS = (AssertionError, ValueError, TypeError, KeyError, IndexE
 
 
 def state_at(store: JournalStore, core: str, position: int) -> LedgerState:
-    """The state right after ``position``: the newest snapshot at or before it, then
-    the journal up to it (checking the chain on the way)."""
+    """The state right after ``position``: the newest snapshot of this format at or
+    before it (the newer ones only have their heads decoded), then the journal up to it
+    (checking the chain on the way)."""
     state: LedgerState | None = None
     for version, payload in store.snapshots_desc():
+        head = _snapshot_head(version, payload)
+        if head.position > position or head.format != SNAPSHOT_FORMAT:
+            continue
         try:
             snap = snapshot_decoder.decode(payload)
-            if snap.position > position:
-                continue
             state = LedgerState.from_snapshot(snap, core)
         except _SNAPSHOT_LOAD_ERRORS as exc:
             raise e.TamperDetected(f"snapshot at batch {version} does not load: {exc!r}",
@@ -1368,12 +1390,15 @@ def verify_store(
     for version, payload in store.snapshots_desc():
         snapshots[version] = payload
     state = LedgerState(core)
-    checked = 0
+    checked = skipped = 0
 
     def check_snapshot(st: LedgerState) -> None:
-        nonlocal checked
+        nonlocal checked, skipped
         payload = snapshots.get(st.version)
         if payload is None:
+            return
+        if _snapshot_head(st.version, payload).format != SNAPSHOT_FORMAT:
+            skipped += 1  # not this code's to load, so not to compare
             return
         try:
             snap = snapshot_decoder.decode(payload)
@@ -1409,5 +1434,6 @@ def verify_store(
         )
     state.core.check_invariants()
     report = VerifyReport(batches=state.version, records=records,
-                          head_digest=state.head_digest.hex(), snapshots_checked=checked)
+                          head_digest=state.head_digest.hex(), snapshots_checked=checked,
+                          snapshots_skipped=skipped)
     return report, state

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from array import array
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -57,6 +57,13 @@ def bulk_content_digest(cols: tuple[bytes, bytes, bytes, bytes]) -> bytes:
     return h.digest()
 
 
+#: The layout and meaning of a :class:`Snapshot`. A snapshot of another format (0: written
+#: before formats existed) is not loaded: the state is replayed past it from an earlier
+#: snapshot of this format, or from genesis, and ``verify`` does not compare it. Bump it
+#: whenever a field is added, removed or derived differently.
+SNAPSHOT_FORMAT: Final = 1
+
+
 class Snapshot(msgspec.Struct, frozen=True):
     """Everything needed to resume after batch ``version`` without replaying it."""
 
@@ -73,9 +80,20 @@ class Snapshot(msgspec.Struct, frozen=True):
     core: dict[str, Any]
     custody: dict[str, Any]
     markets: dict[str, Any]
+    format: int = 0
+
+
+class SnapshotHead(msgspec.Struct, frozen=True):
+    """What a reader decides on before decoding a snapshot whole (its other fields
+    are skipped, whatever their format)."""
+
+    version: int
+    position: int
+    format: int = 0
 
 
 snapshot_decoder = msgspec.msgpack.Decoder(Snapshot)
+snapshot_head_decoder = msgspec.msgpack.Decoder(SnapshotHead)
 
 
 class LedgerState:
@@ -102,6 +120,9 @@ class LedgerState:
         self.version = 0
         self.head_digest = bytes(32)
         self.last_time_ns = 0
+        # the position of the snapshot this state was loaded from (0: replayed from
+        # genesis); snapshot_every counts from it, not from the position at open
+        self.snapshot_position = 0
         self._apply: dict[type, Callable[[Any], None]] = {
             r.ActorRegistered: self._apply_actor,
             r.AssetRegistered: self._apply_asset,
@@ -354,6 +375,7 @@ class LedgerState:
             core=self.core.export_state(),
             custody=self.custody.export(),
             markets=self.markets.export(),
+            format=SNAPSHOT_FORMAT,
         )
 
     @classmethod
@@ -362,6 +384,7 @@ class LedgerState:
         st.core = core_class(core).from_state(snap.core)
         st.version = snap.version
         st.position = snap.position
+        st.snapshot_position = snap.position
         st.head_digest = snap.head_digest
         st.last_time_ns = snap.last_time_ns
         for i, (name, decimals) in enumerate(snap.assets):

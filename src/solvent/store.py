@@ -357,11 +357,21 @@ class JournalStore:
         return self._select(recorder, gt=version - 1, lte=version, limit=1)
 
     def snapshots_desc(self, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
-        """(version, payload) of the snapshots, newest first (at most ``limit``)."""
-        for stored in self._select(self.snapshots, desc=True, limit=limit):
-            snap = self._decode(stored, StoredSnapshot, ("payload",), "snapshot at batch")
+        """(version, payload) of the snapshots, newest first (at most ``limit``), read
+        one row at a time as the iteration goes: a reader that stops at the first
+        snapshot it can use does not load the others."""
+        below: int | None = None
+        seen = 0
+        while limit is None or seen < limit:
+            bound = {} if below is None else {"lte": below - 1}
+            page = self._select(self.snapshots, desc=True, limit=1, **bound)
+            if not page:
+                return
+            snap = self._decode(page[0], StoredSnapshot, ("payload",), "snapshot at batch")
             assert isinstance(snap, StoredSnapshot)
             yield snap.originator_version, snap.payload
+            below = snap.originator_version
+            seen += 1
 
     def close(self) -> None:
         if self._datastore is not None:
