@@ -429,6 +429,13 @@ def test_snapshot_every_counts_from_the_last_snapshot_not_from_open(
         store.close()
     # the 10th record after the snapshot at ``at`` was committed in the third run
     assert positions == [at + 10, at], positions
+    # a ledger that only reads writes no snapshot on close, however long the tail
+    open_ledger(store_url, core, snapshot_every=10).close()
+    store = JournalStore(store_url, readonly=True)
+    try:
+        assert len(list(store.snapshots_desc())) == 2
+    finally:
+        store.close()
 
 
 def test_snapshot_then_reopen_with_each_core(store_url: str, core: str) -> None:

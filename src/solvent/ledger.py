@@ -166,6 +166,7 @@ class Ledger(CustodyCommands, MarketCommands):
         # a process that always stops before close() still takes snapshots: the period
         # counts from the snapshot the state was loaded from, not from this open
         self._last_snapshot_position = state.snapshot_position
+        self._opened_at = state.position  # close() snapshots only what this ledger added
         self._pending: list[r.JournalRecord] = []
         self._depth = 0
         self._lock = threading.RLock()
@@ -229,15 +230,18 @@ class Ledger(CustodyCommands, MarketCommands):
         )
 
     def close(self) -> None:
-        """Commit nothing more, write a snapshot if the tail is long (a failure is kept
-        in ``last_snapshot_error``, not raised), close the store."""
+        """Commit nothing more, write a snapshot if this ledger committed records
+        that no snapshot holds (a failure is kept in ``last_snapshot_error``, not
+        raised), close the store. A ledger that only read writes nothing."""
         with self._lock:
             if self._closed:
                 return
             if self._depth:
                 raise e.InvalidState("close() inside ledger.batch()")
             try:
-                if self._lost is None and self._state.position > self._last_snapshot_position:
+                position = self._state.position
+                if self._lost is None and position > max(self._last_snapshot_position,
+                                                         self._opened_at):
                     self._auto_snapshot()
             finally:
                 self._closed = True
