@@ -392,9 +392,9 @@ def attest_book(
 def attest_arrived(
     led: solvent.Ledger, clock: Clock, wallet: str, *, arrived_minor: int = 0, **kw: Any
 ) -> Any:
-    """Attest ``wallet`` at what an honest chain shows once coins have arrived: the
-    reconciliation's expected balance (the book, plus detected deposits, less broadcast
-    withdrawals) plus ``arrived_minor`` (coins a direct ``deposit`` is about to credit).
+    """Attest ``wallet`` at what an honest chain shows once coins have arrived: the book
+    plus what the reconciliation explains (detected deposits, less broadcast withdrawals),
+    plus ``arrived_minor`` (coins a direct ``deposit`` is about to credit).
     A deposit credit needs such an attestation first (``CustodyState.credit_room``);
     returns the reconciliation report."""
     asset = wallet_asset(led, wallet)

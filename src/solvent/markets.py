@@ -40,7 +40,7 @@ from solvent.amounts import (
 from solvent.core import codes as cc
 from solvent.engine import codes as ec
 from solvent.engine import engine_class
-from solvent.engine.twin import engine_row
+from solvent.engine.twin import band_of, engine_row
 from solvent.matching import book_class
 from solvent.matching import codes as mc
 from solvent.receipts import Receipt
@@ -206,13 +206,6 @@ class BulkOutcomes(Sequence[BulkOutcome]):
         return sum(1 for c in self._rows[::ec.OUT_FIELDS] if c == ec.OK)
 
 
-def band_of(price_ticks: int, band_ppm: int) -> tuple[int, int]:
-    """The (low, high) ticks a reference of ``price_ticks`` and a band of ``band_ppm``
-    let orders trade at, rounded inwards: the engines' ``set_reference`` rule."""
-    return (-(-price_ticks * (PPM - band_ppm) // PPM),
-            min(price_ticks * (PPM + band_ppm) // PPM, mc.MAX_PRICE_TICKS))
-
-
 def _fail(rec: r.Record, why: str) -> e.TamperDetected:
     return e.TamperDetected(
         f"position {rec.position}: {type(rec).__name__} {why}", position=rec.position)
@@ -341,7 +334,7 @@ class MarketState:
             raise _fail(rec, f"cancels more than {MAX_SUBMIT_BATCH:,} orders")
         eng = self.engines[rec.market]
         for i, oid in enumerate(ids):
-            found = eng.book.order(oid) if type(oid) is int else None
+            found = eng.book.order(oid)
             if i and not ids[i - 1] < oid:
                 raise _fail(rec, "lists the orders it cancels out of order")
             if found is None or not ((found[1] == mc.SELL and found[2] < low)

@@ -87,6 +87,14 @@ def _row_of(item: object, market: int) -> tuple[int, ...] | None:
     return tuple(item)
 
 
+
+def band_of(price_ticks: int, band_ppm: int) -> tuple[int, int]:
+    """The (low, high) ticks a reference of ``price_ticks`` and a band of ``band_ppm``
+    let orders trade at, rounded inwards (``set_reference``; the ledger also uses it to
+    find the orders a move strands before it makes the move)."""
+    return (-(-price_ticks * (c.PPM - band_ppm) // c.PPM),
+            min(price_ticks * (c.PPM + band_ppm) // c.PPM, mc.MAX_PRICE_TICKS))
+
 class MarketEngine:
     """One market: its book, its parameters, and what its orders do to balances."""
 
@@ -135,8 +143,7 @@ class MarketEngine:
         if not (1 <= price_ticks <= mc.MAX_PRICE_TICKS and 0 <= band_ppm <= c.PPM):
             raise ValueError("reference price or band out of range")
         self.reference_ticks = price_ticks
-        self.band_low = -(-price_ticks * (c.PPM - band_ppm) // c.PPM)
-        self.band_high = min(price_ticks * (c.PPM + band_ppm) // c.PPM, mc.MAX_PRICE_TICKS)
+        self.band_low, self.band_high = band_of(price_ticks, band_ppm)
 
     def set_halted(self, halted: bool) -> None:
         self.halted = bool(halted)
